@@ -1,0 +1,25 @@
+"""The Litestar application: routes, dependencies, error handling, docs — wired in one place."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from streamtrack.api.activities import activities
+from streamtrack.api.errors import EXCEPTION_HANDLERS
+from streamtrack.api.health import healthz, readyz
+from streamtrack.api.ingest import batch, track
+from streamtrack.api.openapi import docs_assets_router, openapi_config
+from streamtrack.api.services import Services
+
+
+def create_app(services: Services) -> Litestar:
+    """The app around already-opened services (the caller opens and closes them)."""
+    return Litestar(
+        route_handlers=[track, batch, activities, healthz, readyz, docs_assets_router()],
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=openapi_config(),
+        request_max_body_size=services.settings.max_batch_bytes,
+        debug=False,
+    )

@@ -1,0 +1,74 @@
+"""One error shape for every failure: `{"status", "code", "message", "field"?}`.
+
+Our own errors carry their status and code; Litestar's (unknown route, wrong method,
+bad query parameter, body too large) are translated into the same shape, so a client
+parses one format. Retryable errors add `Retry-After`. Anything unexpected is logged
+with its traceback and answered with a plain 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from streamtrack.errors import ClientError, RetryableError
+
+log = structlog.get_logger(__name__)
+
+_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests",
+}
+
+
+def _json(body: dict[str, object], status: int, headers: dict[str, str] | None = None) -> Response[dict[str, object]]:
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def client_error(_: Request, exc: ClientError) -> Response[dict[str, object]]:
+    return _json(exc.to_dict(), exc.status)
+
+
+def retryable_error(request: Request, exc: RetryableError) -> Response[dict[str, object]]:
+    log.warning("dependency unavailable", path=request.url.path, code=exc.code, error=exc.message)
+    body = {"status": exc.status, "code": exc.code, "message": exc.message, "retry_after": exc.retry_after}
+    return _json(body, exc.status, {"Retry-After": str(exc.retry_after)})
+
+
+def validation_error(_: Request, exc: ValidationException) -> Response[dict[str, object]]:
+    """Litestar's parameter validation, e.g. `limit=abc`."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    field = first.get("key")
+    message = first.get("message") or exc.detail
+    body: dict[str, object] = {"status": 400, "code": "invalid_parameter", "message": f"{message}"}
+    if field:
+        body["field"] = field
+    return _json(body, 400)
+
+
+def http_error(_: Request, exc: HTTPException) -> Response[dict[str, object]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("server error", status=status, detail=exc.detail)
+        return _json({"status": status, "code": "internal_error", "message": "internal server error"}, status)
+    if status == 413:
+        message = "the request body is larger than this endpoint accepts"
+    else:
+        message = exc.detail
+    return _json({"status": status, "code": _CODES.get(status, "client_error"), "message": message}, status, exc.headers)
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response[dict[str, object]]:
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return _json({"status": 500, "code": "internal_error", "message": "internal server error"}, 500)
+
+
+EXCEPTION_HANDLERS = {
+    ClientError: client_error,
+    RetryableError: retryable_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

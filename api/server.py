@@ -1,0 +1,48 @@
+"""Serving the app with uvicorn, in the foreground (CLI) or a background thread (dev, tests).
+
+uvicorn rather than a multi-process server: one process per pod is the Kubernetes way to
+scale, and the embedded ClickHouse engine can only live in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import uvicorn
+from litestar import Litestar
+
+
+def make_server(app: Litestar, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+class BackgroundServer:
+    """uvicorn on its own thread; `start()` returns once it accepts connections."""
+
+    def __init__(self, app: Litestar, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = make_server(app, host, port)
+        self._thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        sock = self.server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)

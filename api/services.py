@@ -1,0 +1,40 @@
+"""What the API needs at run time, opened once and handed to `create_app`.
+
+The caller owns it: the CLI opens it for `streamtrack api`, the dev mode shares its store
+with the in-process worker, and tests build it around the local broker and a throwaway
+database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from streamtrack.config import Settings
+from streamtrack.kafka import EventProducer, ensure_topics
+from streamtrack.normalize import Limits
+from streamtrack.store import EventStore, open_store
+
+
+@dataclasses.dataclass
+class Services:
+    settings: Settings
+    producer: EventProducer
+    store: EventStore
+    limits: Limits
+
+    @classmethod
+    def open(cls, settings: Settings, store: EventStore | None = None) -> Services:
+        """Create missing topics, migrate the schema, connect the producer."""
+        ensure_topics(settings)
+        if store is None:
+            store = open_store(settings)
+        store.migrate()
+        return cls(
+            settings=settings,
+            producer=EventProducer(settings),
+            store=store,
+            limits=Limits(max_event_bytes=settings.max_event_bytes),
+        )
+
+    def close(self) -> None:
+        self.producer.close()

@@ -1,0 +1,114 @@
+"""The `streamtrack` command: dev, api, worker, migrate, config.
+
+Settings come from the environment (see `streamtrack.config`); the few flags here are
+conveniences that override them for one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+import structlog
+
+from streamtrack.config import Settings, load_settings, settings_table
+from streamtrack.errors import ConfigError, RetryableError
+from streamtrack.logs import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamtrack", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="broker, API, worker and embedded ClickHouse in one process")
+    api = commands.add_parser("api", help="serve the HTTP API")
+    for sub in (dev, api):
+        sub.add_argument("--host", help="listen address (STREAMTRACK_HOST)")
+        sub.add_argument("--port", type=int, help="listen port (STREAMTRACK_PORT)")
+    dev.add_argument("--data-dir", help="embedded ClickHouse data folder (STREAMTRACK_DATA_DIR)")
+    commands.add_parser("worker", help="consume events from Kafka into ClickHouse")
+    commands.add_parser("migrate", help="create or update the ClickHouse schema, then exit")
+    config = commands.add_parser("config", help="print the settings in effect")
+    config.add_argument("--markdown", action="store_true", help="print the README's settings table instead")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "config" and args.markdown:
+        print(settings_table())
+        return 0
+    try:
+        overrides = {k: v for k in ("host", "port", "data_dir") if (v := getattr(args, k, None)) is not None}
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"streamtrack: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json=None if args.command == "dev" else True)
+    try:
+        return COMMANDS[args.command](settings)
+    except ConfigError as exc:
+        print(f"streamtrack: {exc}", file=sys.stderr)
+        return 2
+    except RetryableError as exc:
+        print(f"streamtrack: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _dev(settings: Settings) -> int:
+    from streamtrack.dev import run_dev
+
+    return run_dev(settings)
+
+
+def _api(settings: Settings) -> int:
+    from streamtrack.api import Services, create_app
+    from streamtrack.api.server import make_server
+
+    services = Services.open(settings)
+    try:
+        log.info("api listening", host=settings.host, port=settings.port)
+        asyncio.run(make_server(create_app(services), settings.host, settings.port).serve())
+    finally:
+        services.close()
+    return 0
+
+
+def _worker(settings: Settings) -> int:
+    from streamtrack.kafka import ensure_topics
+    from streamtrack.store import open_store
+    from streamtrack.worker import Worker
+
+    ensure_topics(settings)
+    store = open_store(settings)
+    store.migrate()
+    worker = Worker(settings, store)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run()
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from streamtrack.store import open_store
+
+    open_store(settings).migrate()
+    log.info("schema is up to date", database=settings.clickhouse_database)
+    return 0
+
+
+def _config(settings: Settings) -> int:
+    for name, value in vars(settings).items():
+        shown = "***" if "password" in str(value).lower() or name == "kafka_options" and value else value
+        print(f"{name} = {shown}")
+    return 0
+
+
+COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Settings: every knob StreamTrack has, read once from the environment.
+
+Each setting is declared once below with its variable, default, parser and a line of
+documentation; the README's configuration table is generated from the same list
+(`streamtrack config --markdown`), so the docs cannot drift from the code.
+The defaults give the embedded mode: a broker on loopback and ClickHouse in-process.
+A bad value stops start-up with one message naming every offending variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from streamtrack.errors import ConfigError
+
+
+def _int(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _name(raw: str) -> str:
+    value = raw.strip()
+    if not value or not all(c.isalnum() or c in "._-" for c in value) or len(value) > 200:
+        raise ValueError("expected a non-empty name of letters, digits, '.', '_' or '-'")
+    return value
+
+
+def _identifier(raw: str) -> str:
+    value = raw.strip()
+    if not value or not all(c.isalnum() or c == "_" for c in value) or value[0].isdigit():
+        raise ValueError("expected an identifier of letters, digits and '_' (not starting with a digit)")
+    return value
+
+
+def _servers(raw: str) -> str:
+    servers = [s.strip() for s in raw.split(",") if s.strip()]
+    if not servers:
+        raise ValueError("expected host:port[,host:port...]")
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port[,host:port...], {server!r} is not host:port")
+    return ",".join(servers)
+
+
+def _url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("expected an http(s) URL such as http://user:password@clickhouse:8123/database")
+    return value
+
+
+def _kafka_options(raw: str) -> dict[str, str]:
+    """`key=value,key=value` librdkafka properties, e.g. for SASL/TLS."""
+    options: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value[,key=value...], {item!r} has no '='")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+
+
+# field name -> how to read it. Order is the order of the README table.
+SETTINGS: dict[str, Setting] = {
+    "host": Setting("STREAMTRACK_HOST", "127.0.0.1", _text, "Address the API listens on (0.0.0.0 in containers)."),
+    "port": Setting("STREAMTRACK_PORT", "8000", _int(1, 65535), "Port the API listens on."),
+    "kafka_bootstrap_servers": Setting(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", _servers,
+        "Kafka brokers. `streamtrack dev` starts a local broker here when it is on loopback.",
+    ),
+    "kafka_options": Setting(
+        "STREAMTRACK_KAFKA_OPTIONS", "", _kafka_options,
+        "Extra librdkafka properties, `key=value,...` (e.g. `security.protocol=SASL_SSL,sasl.mechanism=PLAIN`).",
+    ),
+    "topic": Setting("STREAMTRACK_TOPIC", "events", _name, "Topic the API produces events to."),
+    "dlq_topic": Setting("STREAMTRACK_DLQ_TOPIC", "events.dlq", _name, "Dead-letter topic for records the worker cannot store."),
+    "topic_partitions": Setting(
+        "STREAMTRACK_TOPIC_PARTITIONS", "6", _int(1, 10_000),
+        "Partitions of the events topic when StreamTrack creates it (the most workers that can share the load).",
+    ),
+    "topic_replication": Setting(
+        "STREAMTRACK_TOPIC_REPLICATION", "1", _int(1, 16), "Replication factor of topics StreamTrack creates."
+    ),
+    "consumer_group": Setting("STREAMTRACK_CONSUMER_GROUP", "streamtrack-worker", _name, "Consumer group of the workers."),
+    "session_timeout_ms": Setting(
+        "STREAMTRACK_SESSION_TIMEOUT_MS", "6000", _int(1000, 300_000),
+        "Consumer session timeout; low values make group joins and failover fast.",
+    ),
+    "produce_timeout_ms": Setting(
+        "STREAMTRACK_PRODUCE_TIMEOUT_MS", "5000", _int(100, 300_000),
+        "How long the API waits for the broker's acknowledgement before answering 503.",
+    ),
+    "producer_linger_ms": Setting(
+        "STREAMTRACK_PRODUCER_LINGER_MS", "5", _int(0, 10_000),
+        "How long the producer gathers events into one request (latency vs. throughput).",
+    ),
+    "producer_queue_max": Setting(
+        "STREAMTRACK_PRODUCER_QUEUE_MAX", "100000", _int(1, 10_000_000),
+        "Events the API may hold unacknowledged; beyond it requests get 503 (backpressure).",
+    ),
+    "clickhouse_url": Setting(
+        "CLICKHOUSE_URL", "", _url,
+        "ClickHouse server, `http(s)://user:password@host:port/database`. Empty: the embedded engine (chdb).",
+    ),
+    "clickhouse_database": Setting(
+        "STREAMTRACK_CLICKHOUSE_DATABASE", "streamtrack", _identifier,
+        "Database for StreamTrack's tables (overridden by a database in CLICKHOUSE_URL).",
+    ),
+    "clickhouse_cluster": Setting(
+        "STREAMTRACK_CLICKHOUSE_CLUSTER", "", _text,
+        "ClickHouse cluster name; when set, the schema uses Replicated tables and a Distributed table ON CLUSTER.",
+    ),
+    "data_dir": Setting(
+        "STREAMTRACK_DATA_DIR", ".streamtrack", _text, "Folder of the embedded engine's data (embedded mode only)."
+    ),
+    "batch_max_events": Setting(
+        "STREAMTRACK_BATCH_MAX_EVENTS", "10000", _int(1, 1_000_000), "Most events the worker inserts at once."
+    ),
+    "batch_max_wait_ms": Setting(
+        "STREAMTRACK_BATCH_MAX_WAIT_MS", "500", _int(1, 600_000),
+        "Longest the worker gathers a batch before inserting it.",
+    ),
+    "max_event_bytes": Setting(
+        "STREAMTRACK_MAX_EVENT_BYTES", "65536", _int(1024, 16 * 1024 * 1024), "Largest accepted event (JSON bytes)."
+    ),
+    "max_batch_bytes": Setting(
+        "STREAMTRACK_MAX_BATCH_BYTES", str(5 * 1024 * 1024), _int(1024, 256 * 1024 * 1024),
+        "Largest accepted request body of the batch endpoint.",
+    ),
+    "max_batch_events": Setting(
+        "STREAMTRACK_MAX_BATCH_EVENTS", "2500", _int(1, 100_000), "Most events in one batch request."
+    ),
+    "log_level": Setting(
+        "STREAMTRACK_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    kafka_bootstrap_servers: str
+    kafka_options: dict[str, str]
+    topic: str
+    dlq_topic: str
+    topic_partitions: int
+    topic_replication: int
+    consumer_group: str
+    session_timeout_ms: int
+    produce_timeout_ms: int
+    producer_linger_ms: int
+    producer_queue_max: int
+    clickhouse_url: str
+    clickhouse_database: str
+    clickhouse_cluster: str
+    data_dir: str
+    batch_max_events: int
+    batch_max_wait_ms: int
+    max_event_bytes: int
+    max_batch_bytes: int
+    max_batch_events: int
+    log_level: str
+
+    @property
+    def embedded(self) -> bool:
+        """True when ClickHouse runs in this process (no CLICKHOUSE_URL)."""
+        return not self.clickhouse_url
+
+    @property
+    def clickhouse_path(self) -> Path:
+        return Path(self.data_dir) / "clickhouse"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate every setting; raise ConfigError naming each bad variable."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for field, setting in SETTINGS.items():
+        raw = env.get(setting.env, setting.default)
+        try:
+            values[field] = setting.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{setting.env}={raw!r}: {exc}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    if values["max_event_bytes"] > values["max_batch_bytes"]:
+        raise ConfigError(
+            "invalid configuration:\n  STREAMTRACK_MAX_EVENT_BYTES must not exceed STREAMTRACK_MAX_BATCH_BYTES"
+        )
+    return Settings(**values).replace(**overrides) if overrides else Settings(**values)
+
+
+def settings_table() -> str:
+    """The configuration table of the README, in Markdown."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for setting in SETTINGS.values():
+        default = f"`{setting.default}`" if setting.default else "(empty)"
+        rows.append(f"| `{setting.env}` | {default} | {setting.doc} |")
+    return "\n".join(rows)

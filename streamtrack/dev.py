@@ -1,0 +1,128 @@
+"""`streamtrack dev`: the whole pipeline in one process, for a laptop.
+
+A local broker (child process), the embedded ClickHouse engine, one worker on a thread and
+the API in the foreground. Embedded ClickHouse allows one process per data folder, which
+is why the API and the worker share this process. The broker keeps messages in memory
+only, so Ctrl-C drains: the API stops taking events, the producer delivers what it holds,
+the worker stores and commits everything the producer delivered, then the broker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+import structlog
+
+from streamtrack.api import Services, create_app
+from streamtrack.api.server import make_server
+from streamtrack.config import Settings
+from streamtrack.kafka.local_broker import LocalBroker, port_open
+from streamtrack.store import open_store
+from streamtrack.worker import Worker
+
+log = structlog.get_logger(__name__)
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DRAIN_TIMEOUT = 60.0
+
+
+def run_dev(settings: Settings) -> int:
+    broker = _start_broker(settings)
+    services: Services | None = None
+    try:
+        store = open_store(settings)
+        services = Services.open(settings, store)
+        worker = Worker(settings, store)
+        worker_thread = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
+        server = make_server(create_app(services), settings.host, settings.port)
+        worker_thread.start()
+        _print_banner(settings)
+        stop_requests = _trap_signals()
+        asyncio.run(server.serve())  # returns on Ctrl-C/SIGTERM, or when the worker crashed
+        print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)
+        services.producer.close()
+        _drain(services, worker, worker_thread, stop_requests)
+        worker.stop()
+        worker_thread.join(timeout=30)
+        stats = worker.stats
+        print(f"stopped: {stats.inserted} events stored in {stats.batches} batches, "
+              f"{stats.dead_lettered} dead letters; data kept in {settings.clickhouse_path}", flush=True)
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _start_broker(settings: Settings) -> LocalBroker | None:
+    """Start the local broker unless the configured one is remote or already running."""
+    first = settings.kafka_bootstrap_servers.split(",")[0]
+    host, _, port = first.rpartition(":")
+    if host not in LOOPBACK:
+        log.info("using the configured Kafka", bootstrap_servers=settings.kafka_bootstrap_servers)
+        return None
+    if port_open(host, int(port)):
+        log.info("a broker already listens; using it", bootstrap_servers=first)
+        return None
+    return LocalBroker("127.0.0.1" if host == "localhost" else host, int(port)).start()
+
+
+def _run_worker(worker: Worker) -> None:
+    try:
+        worker.run()
+    except Exception:
+        log.exception("the worker crashed; stopping dev mode")
+        signal.raise_signal(signal.SIGTERM)
+
+
+def _trap_signals() -> list[int]:
+    """Our handlers under uvicorn's: a first Ctrl-C is uvicorn's, a second one during drain stops at once."""
+    requests: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        requests.append(signum)
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return requests
+
+
+def _drain(services: Services, worker: Worker, worker_thread: threading.Thread, stop_requests: list[int]) -> None:
+    """Wait until the worker committed everything the producer delivered."""
+    already = len(stop_requests)  # uvicorn re-raises the signal that stopped it
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    delivered = dict(services.producer.delivered)
+    while worker_thread.is_alive() and time.monotonic() < deadline and len(stop_requests) <= already:
+        committed = worker.stats.committed
+        if all(committed.get(p, 0) > offset for p, offset in delivered.items()):
+            return
+        time.sleep(0.1)
+    if len(stop_requests) > already:
+        print("stopping at once; events not yet stored are lost with the in-memory broker", flush=True)
+    elif time.monotonic() >= deadline:
+        print(f"drain timed out after {DRAIN_TIMEOUT:.0f} s; some events were not stored", flush=True)
+
+
+def _print_banner(settings: Settings) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"""
+StreamTrack dev is running (Ctrl-C to drain and stop)
+
+  API            {base}
+  API docs       {base}/schema/swagger
+  Recent events  {base}/activities
+  Readiness      {base}/readyz
+
+  Kafka          {settings.kafka_bootstrap_servers}  (topic {settings.topic}, dead letters {settings.dlq_topic})
+  ClickHouse     embedded, data in {settings.clickhouse_path}
+
+Try:
+  curl -s -X POST {base}/track -H 'Content-Type: application/json' \\
+       -d '{{"event_type":"page_view","user_id":"u-1","url":"https://example.com/"}}'
+  curl -s '{base}/activities?user_id=u-1'
+""",
+        flush=True,
+    )

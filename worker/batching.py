@@ -1,0 +1,70 @@
+"""Gathering a batch from the consumer, bounded by count and by time.
+
+ClickHouse wants few, large inserts (10k-100k rows, about one a second); a user wants
+their event queryable quickly. A batch closes at `max_events` records or `max_wait`
+seconds after its first record, whichever comes first, or when the worker is stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclasses.dataclass
+class Batch:
+    messages: list[Message] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def next_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> offset to commit: one past the last record of the batch."""
+        offsets: dict[tuple[str, int], int] = {}
+        for message in self.messages:
+            key = (message.topic(), message.partition())
+            offsets[key] = max(offsets.get(key, 0), message.offset() + 1)
+        return offsets
+
+    def dedup_token(self) -> str:
+        """Same records -> same token, so ClickHouse drops a replayed insert of this batch.
+
+        Like the ClickHouse Kafka sink: topic, partition and offset range of each partition.
+        """
+        ranges: dict[tuple[str, int], list[int]] = {}
+        for message in self.messages:
+            span = ranges.setdefault((message.topic(), message.partition()), [message.offset(), message.offset()])
+            span[0] = min(span[0], message.offset())
+            span[1] = max(span[1], message.offset())
+        text = ",".join(f"{t}-{p}-{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def drop_partitions(self, revoked: set[tuple[str, int]]) -> None:
+        """Forget records of partitions taken away; their new owner reads them again."""
+        self.messages = [m for m in self.messages if (m.topic(), m.partition()) not in revoked]
+
+
+def collect(consumer: Consumer, batch: Batch, max_events: int, max_wait: float, stop: threading.Event) -> Batch:
+    """Fill `batch` until it holds max_events, max_wait passed since its first record, or stop is set."""
+    first_at: float | None = None
+    while len(batch) < max_events and not stop.is_set():
+        wait = 0.2 if first_at is None else max(0.0, min(0.2, first_at + max_wait - time.monotonic()))
+        for message in consumer.consume(num_messages=max_events - len(batch), timeout=wait):
+            error = message.error()
+            if error is None:
+                batch.messages.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error", error=error.str(), fatal=error.fatal())
+        if batch.messages and first_at is None:
+            first_at = time.monotonic()
+        if first_at is not None and time.monotonic() - first_at >= max_wait:
+            break
+    return batch
