@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
-from litestar.di import NamedDependency
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from streamtrack.api.services import Services
 from streamtrack.errors import RetryableError

@@ -9,8 +9,8 @@ Nothing is answered 202 before the broker acknowledged it.
 from __future__ import annotations
 
 import msgspec
-from litestar.di import NamedDependency
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 
 from streamtrack.api.openapi import BatchOperation, TrackOperation
 from streamtrack.api.services import Services

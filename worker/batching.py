@@ -12,9 +12,8 @@ import hashlib
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, Message
-
 import structlog
+from confluent_kafka import Consumer, KafkaError, Message
 
 log = structlog.get_logger(__name__)
 

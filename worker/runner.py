@@ -12,17 +12,20 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 
 import structlog
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
+from streamtrack.events import Event
 from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
 from streamtrack.worker.batching import Batch, collect
 from streamtrack.worker.deadletter import DeadLetters
-from streamtrack.worker.records import decode_records
+from streamtrack.worker.dedup import new_events
+from streamtrack.worker.records import Rejected, decode_records
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +36,8 @@ MAX_BACKOFF = 30.0
 class WorkerStats:
     batches: int = 0
     inserted: int = 0
+    duplicates: int = 0
+    """Events dropped because their event_id was stored already (replays, client retries)."""
     dead_lettered: int = 0
     retries: int = 0
     committed: dict[int, int] = dataclasses.field(default_factory=dict)
@@ -100,14 +105,17 @@ class Worker:
 
     def _process(self, batch: Batch) -> None:
         events, rejected = decode_records(batch.messages)
-        if not self._with_retries(lambda: self._store(batch, events, rejected)):
+        inserted = self._with_retries(lambda: self._store(batch, events, rejected))
+        if inserted is None:
             return  # stopping before the batch was stored: it is replayed by whoever reads next
         self._commit(batch)
         self.stats.batches += 1
-        self.stats.inserted += len(events)
+        self.stats.inserted += inserted
+        self.stats.duplicates += len(events) - inserted
         self.stats.dead_lettered += len(rejected)
 
-    def _store(self, batch, events, rejected) -> None:  # type: ignore[no-untyped-def]
+    def _store(self, batch: Batch, events: list[Event], rejected: list[Rejected]) -> int:
+        """Dead letters first, then the new events; returns how many events were inserted."""
         if rejected:
             self._dead_letters.send(rejected)
             for item in rejected:
@@ -115,23 +123,24 @@ class Worker:
                     "dead letter", reason=item.reason, detail=item.detail[:200],
                     partition=item.message.partition(), offset=item.message.offset(),
                 )
-        if events:
+        fresh = new_events(events, self.store) if events else []
+        if fresh:
             started = time.perf_counter()
-            self.store.insert(events, dedup_token=batch.dedup_token())
-            log.debug("batch inserted", events=len(events), seconds=round(time.perf_counter() - started, 4))
+            self.store.insert(fresh, dedup_token=batch.dedup_token())
+            log.debug("batch inserted", events=len(fresh), seconds=round(time.perf_counter() - started, 4))
+        return len(fresh)
 
-    def _with_retries(self, action) -> bool:  # type: ignore[no-untyped-def]
-        """Run `action` until it succeeds (True) or the worker is stopped (False)."""
+    def _with_retries(self, action: Callable[[], int]) -> int | None:
+        """Run `action` until it succeeds (its result) or the worker is stopped (None)."""
         backoff = 0.2
         while True:
             try:
-                action()
-                return True
+                return action()
             except RetryableError as exc:
                 self.stats.retries += 1
                 log.warning("batch not stored, retrying", error=exc.message, retry_in=backoff)
             if self._stop.wait(backoff):
-                return False
+                return None
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _commit(self, batch: Batch) -> None:

@@ -84,8 +84,10 @@ def test_readme_examples_answer_as_printed(pipeline: Pipeline) -> None:
                 command = command.replace("<next_cursor from above>", cursor)
             if "/activities" in command:  # the worker needs a moment to store the events just posted
                 expected = msgspec.json.decode(printed)
-                pipeline.wait_for(lambda: matches(run_curl(client, command).json(), expected), timeout=10,
-                                  what=f"README output of {command}")
+                pipeline.wait_for(
+                    lambda c=command, e=expected: matches(run_curl(client, c).json(), e),
+                    timeout=10, what=f"README output of {command}",
+                )
             response = run_curl(client, command)
             assert matches(response.json(), msgspec.json.decode(printed)), (command, response.text)
             cursor = response.json().get("next_cursor") if isinstance(response.json(), dict) else None

@@ -97,3 +97,26 @@ def test_ten_thousand_events_single_and_batch_each_stored_once(pipeline: Pipelin
     assert set(ids) == sent
     timestamps = [row["timestamp"] for row in rows]
     assert timestamps == sorted(timestamps, reverse=True), "not newest first"
+
+
+def test_client_retry_without_timestamp_is_stored_once(pipeline: Pipeline) -> None:
+    """The same event_id sent twice, each time stamped by the server: one row, not two."""
+    event_id = f"retry-{uuid.uuid4().hex[:8]}"
+    user = f"u-{event_id}"
+    with pipeline.client() as client:
+        def send() -> None:
+            response = client.post("/track", json={"event_type": "buy", "user_id": user, "event_id": event_id})
+            assert response.status_code == 202
+
+        send()
+        pipeline.wait_for(lambda: bool(client.get("/activities", params={"user_id": user}).json()["data"]))
+        send()  # checked against ClickHouse by the worker
+        send()
+        marker = client.post("/track", json={"event_type": "after", "user_id": user}).json()["event_id"]
+        pipeline.wait_for(lambda: len(client.get("/activities", params={"user_id": user}).json()["data"]) >= 2)
+        rows = client.get("/activities", params={"user_id": user}).json()["data"]
+    assert sorted(r["event_id"] for r in rows) == sorted([event_id, marker])
+    stored = pipeline.store.backend.query(
+        f"SELECT count() FROM `{pipeline.store.database}`.events WHERE event_id = {{id:String}}", {"id": event_id}
+    )
+    assert stored == [(1,)], "a retry was stored as a second row"

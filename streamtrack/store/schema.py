@@ -1,0 +1,136 @@
+"""The ClickHouse schema of StreamTrack, as an ordered list of idempotent DDL statements.
+
+Every statement can run again on an up-to-date database without effect
+(`CREATE ... IF NOT EXISTS`, later changes as `ALTER ... ADD COLUMN IF NOT EXISTS`), so
+`migrate()` runs them all on every start instead of tracking a schema version.
+
+Why this table shape:
+- `ReplacingMergeTree` ordered by (day, type, time, event id): a redelivered event has the
+  same sorting key as the original and is collapsed by merges. Merges are eventual, so the
+  queries deduplicate too (`LIMIT 1 BY event_id`, `uniqExact(event_id)`).
+- `non_replicated_deduplication_window`: without it a single-node MergeTree ignores
+  `insert_deduplication_token`, and a replayed worker batch would be stored twice.
+- In the cluster form the data lives in `events_local` (replicated per shard) and `events` is
+  a Distributed table over it, sharded by event id so duplicates meet on one shard; every
+  query keeps saying `events`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+EVENTS_TABLE = "events"
+LOCAL_TABLE = "events_local"
+
+# Column name -> ClickHouse type, in the order of `streamtrack.events.Event`'s fields.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "String"),
+    ("event_type", "LowCardinality(String)"),
+    ("timestamp", "DateTime64(3, 'UTC')"),
+    ("received_at", "DateTime64(3, 'UTC')"),
+    ("user_id", "String"),
+    ("anonymous_id", "String"),
+    ("session_id", "String"),
+    ("url", "String"),
+    ("referrer", "String"),
+    ("channel", "LowCardinality(String)"),
+    ("campaign_id", "String"),
+    ("tags", "Array(String)"),
+    ("properties", "String"),  # the JSON object text: exact round trip, no schema inference
+    ("ip", "String"),
+    ("user_agent", "String"),
+)
+
+# Names of columns added after the first release. CREATE TABLE already has them (it uses
+# COLUMNS); for tables created earlier, migrate() adds them with ADD COLUMN IF NOT EXISTS.
+ADDED_COLUMNS: tuple[str, ...] = ()
+
+BLOOM_FILTER_COLUMNS = ("user_id", "session_id", "event_id")
+
+_ENGINE_TAIL = (
+    "PARTITION BY toYYYYMM(timestamp)\nORDER BY (toDate(timestamp), event_type, timestamp, event_id)"
+)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CLUSTER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def quote_identifier(name: str) -> str:
+    """Backtick-quote a database/table name after checking it is a plain identifier.
+
+    Identifiers cannot be query parameters, so they are validated instead: settings already
+    restrict them, this is the last line of defence against SQL in a name.
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a valid ClickHouse identifier: {name!r}")
+    return f"`{name}`"
+
+
+def _on_cluster(cluster: str) -> str:
+    if not cluster:
+        return ""
+    if not _CLUSTER.fullmatch(cluster):
+        raise ValueError(f"not a valid ClickHouse cluster name: {cluster!r}")
+    return f" ON CLUSTER `{cluster}`"
+
+
+def _column_definitions() -> str:
+    columns = [f"    `{name}` {type_}" for name, type_ in COLUMNS]
+    indexes = [
+        f"    INDEX idx_{name} {name} TYPE bloom_filter GRANULARITY 1" for name in BLOOM_FILTER_COLUMNS
+    ]
+    return ",\n".join(columns + indexes)
+
+
+def schema_statements(database: str, cluster: str = "", *, added: Sequence[str] = ADDED_COLUMNS) -> list[str]:
+    """The DDL to run, in order, to create or update StreamTrack's tables in `database`.
+
+    With `cluster`, the replicated + distributed form, every statement `ON CLUSTER`.
+    `added` names the columns to add to tables created before they existed.
+    """
+    db = quote_identifier(database)
+    on_cluster = _on_cluster(cluster)
+    statements = [f"CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"]
+    if not cluster:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{EVENTS_TABLE}`\n(\n{_column_definitions()}\n)\n"
+            f"ENGINE = ReplacingMergeTree\n{_ENGINE_TAIL}\n"
+            "SETTINGS non_replicated_deduplication_window = 1000"
+        )
+        tables = [EVENTS_TABLE]
+    else:
+        # {shard}, {replica} come from each server's macros; {database} is expanded by ClickHouse.
+        replicated = f"ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{{database}}/{LOCAL_TABLE}', '{{replica}}')"
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{LOCAL_TABLE}`{on_cluster}\n(\n{_column_definitions()}\n)\n"
+            f"ENGINE = {replicated}\n{_ENGINE_TAIL}"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{EVENTS_TABLE}`{on_cluster} AS {db}.`{LOCAL_TABLE}`\n"
+            f"ENGINE = Distributed('{cluster}', '{database}', '{LOCAL_TABLE}', cityHash64(event_id))"
+        )
+        tables = [LOCAL_TABLE, EVENTS_TABLE]  # the local tables first: the Distributed one reads them
+    statements.extend(_add_column_statements(db, on_cluster, tables, added))
+    return statements
+
+
+def _add_column_statements(db: str, on_cluster: str, tables: list[str], added: Sequence[str]) -> list[str]:
+    types = dict(COLUMNS)
+    names = [name for name, _ in COLUMNS]
+    statements = []
+    for name in added:
+        if name not in types:
+            raise ValueError(f"added column {name!r} is not in COLUMNS")
+        position = names.index(name)
+        after = f" AFTER `{names[position - 1]}`" if position else " FIRST"
+        for table in tables:
+            statements.append(
+                f"ALTER TABLE {db}.`{table}`{on_cluster} ADD COLUMN IF NOT EXISTS `{name}` {types[name]}{after}"
+            )
+    return statements
+
+
+def drop_statements(database: str, cluster: str = "") -> list[str]:
+    """Remove the database and everything in it (tests, `streamtrack` clean-ups)."""
+    return [f"DROP DATABASE IF EXISTS {quote_identifier(database)}{_on_cluster(cluster)} SYNC"]

@@ -1,0 +1,153 @@
+"""EventStore: the one object the rest of StreamTrack uses to store and read events.
+
+It holds a backend (embedded chdb or a ClickHouse server, see `open_store`) and a database
+name, and turns Events into Arrow batches and result rows back into Events. All SQL comes
+from `queries` and `schema`; this module decides nothing about SQL itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from streamtrack.config import Settings
+from streamtrack.errors import ConfigError, StoreUnavailable
+from streamtrack.events import Event
+from streamtrack.store import queries
+from streamtrack.store.backend import Backend
+from streamtrack.store.codec import events_to_arrow, rows_to_events
+from streamtrack.store.schema import EVENTS_TABLE, drop_statements, quote_identifier, schema_statements
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreStats:
+    rows: int
+    """Rows as stored, a redelivered event counted until merges collapse it."""
+    distinct_events: int
+    """Distinct event ids: what users see."""
+
+
+class EventStore:
+    """Events in one ClickHouse database. Thread-safe; share one per process."""
+
+    def __init__(self, backend: Backend, database: str, *, cluster: str = "") -> None:
+        quote_identifier(database)  # fail now, not at the first query
+        self.backend = backend
+        self.database = database
+        self.cluster = cluster
+
+    def migrate(self) -> None:
+        """Create or update the schema; harmless to run on every start."""
+        for statement in schema_statements(self.database, self.cluster):
+            self.backend.command(statement)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless ClickHouse answers a query."""
+        rows = self.backend.query(queries.PING.sql)
+        if rows != [(1,)]:
+            raise StoreUnavailable(f"unexpected answer to {queries.PING.sql!r}: {rows!r}")
+
+    def insert(self, events: Sequence[Event], dedup_token: str | None = None) -> int:
+        """Store a batch in one insert; returns the number of events sent.
+
+        Inserting the same batch again with the same `dedup_token` stores nothing (the
+        worker's replay after a crash); without a token, a repeat is stored but still
+        read back once, since reads deduplicate by event id.
+        """
+        if dedup_token is not None:
+            queries.check_dedup_token(dedup_token)
+        if not events:
+            return 0
+        self.backend.insert_events(self.database, EVENTS_TABLE, events_to_arrow(events), dedup_token)
+        return len(events)
+
+    def activities(
+        self,
+        *,
+        user_id: str | None = None,
+        event_type: str | None = None,
+        session_id: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int,
+    ) -> list[Event]:
+        """Events newest first, each once; `start_ms` inclusive, `end_ms` exclusive.
+
+        `after=(timestamp_ms, event_id)` of the last event of a page gives the next page:
+        events strictly older in the order (timestamp DESC, event_id DESC).
+        """
+        query = queries.activities(
+            self.database,
+            user_id=user_id,
+            event_type=event_type,
+            session_id=session_id,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            after=after,
+            limit=limit,
+        )
+        return rows_to_events(self.backend.query(query.sql, query.params))
+
+    def stored_event_ids(self, events: Sequence[Event]) -> set[str]:
+        """The ids among `events` that are stored already, looked up on each event's day ± 1.
+
+        A copy can differ only in a server-assigned timestamp (a client retry without its own
+        time), which lies seconds to minutes from the first; one day either side covers it.
+        """
+        if not events:
+            return set()
+        days = sorted({
+            (datetime.fromtimestamp(event.timestamp / 1000, UTC).date() + timedelta(days=shift)).isoformat()
+            for event in events
+            for shift in (-1, 0, 1)
+        })
+        query = queries.stored_event_ids(self.database, [event.event_id for event in events], days)
+        return {row[0] for row in self.backend.query(query.sql, query.params)}
+
+    def stats(self) -> StoreStats:
+        query = queries.stats(self.database)
+        [(rows, distinct)] = self.backend.query(query.sql, query.params)
+        return StoreStats(rows=int(rows), distinct_events=int(distinct))
+
+    def drop_database(self) -> None:
+        """Delete this store's database and all its events (tests)."""
+        for statement in drop_statements(self.database, self.cluster):
+            self.backend.command(statement)
+
+    def close(self) -> None:
+        """Release the backend; idempotent."""
+        self.backend.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def open_store(settings: Settings) -> EventStore:
+    """The store the settings describe: embedded chdb without CLICKHOUSE_URL, else that server.
+
+    The database is STREAMTRACK_CLICKHOUSE_DATABASE, or the one in CLICKHOUSE_URL's path.
+    """
+    if settings.embedded:
+        if settings.clickhouse_cluster:
+            raise ConfigError("STREAMTRACK_CLICKHOUSE_CLUSTER needs a ClickHouse server (CLICKHOUSE_URL)")
+        # Imported here: each backend's library is heavy (chdb is a whole ClickHouse) and the
+        # other mode never needs it.
+        from streamtrack.store.embedded import EmbeddedBackend
+
+        return EventStore(EmbeddedBackend(settings.clickhouse_path), settings.clickhouse_database)
+
+    from streamtrack.store.server import ServerBackend, connect, parse_url
+
+    address = parse_url(settings.clickhouse_url)
+    database = address.database or settings.clickhouse_database
+    try:
+        quote_identifier(database)
+    except ValueError as exc:
+        raise ConfigError(f"CLICKHOUSE_URL: the database in the path is not a valid name: {exc}") from None
+    backend = ServerBackend(lambda: connect(address))
+    return EventStore(backend, database, cluster=settings.clickhouse_cluster)
