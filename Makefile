@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: dev test bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,test]'
+	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
+	$(PYTHON) -P -m venv $(VENV)
+	$(BIN)/python -P -m pip install --quiet --upgrade pip
+	$(BIN)/python -P -m pip install --quiet -c constraints.txt -e '.[dev,test]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -P bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .streamtrack .pytest_cache

@@ -99,7 +99,7 @@ def run_wrk(url: str, script: str, duration: int, connections: int) -> dict[str,
 
 def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "streamtrack.cli", "api"], env={**os.environ, **env},
+        process = subprocess.Popen([sys.executable, "-P", "-m", "streamtrack.cli", "api"], env={**os.environ, **env},
                                    stdout=out, stderr=out)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
