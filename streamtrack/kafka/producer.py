@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -25,6 +25,55 @@ from streamtrack.kafka.admin import client_config
 log = structlog.get_logger(__name__)
 
 HEADERS = [("content-type", b"application/json"), ("streamtrack-schema", b"1")]
+
+
+_NO_REPORT = "the broker did not acknowledge in time"
+
+
+class _Pending:
+    """Delivery reports of one send_many call, filled from librdkafka's thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._slots: list[str | None] = [_NO_REPORT] * count
+        self._remaining = count
+        self._lock = threading.Lock()
+        if count == 0:
+            self.future.set_result(None)
+
+    def reporter(self, index: int, delivered: dict[int, int]) -> Callable[[KafkaError | None, Message], None]:
+        def report(err: KafkaError | None, msg: Message) -> None:
+            if err is None:
+                partition, offset = msg.partition(), msg.offset()
+                if offset > delivered.get(partition, -1):
+                    delivered[partition] = offset
+            self._settle(index, None if err is None else f"the broker did not take the event: {err.str()}")
+
+        return report
+
+    def fail(self, index: int, error: str) -> None:
+        self._settle(index, error)
+
+    def _settle(self, index: int, error: str | None) -> None:
+        with self._lock:
+            self._slots[index] = error
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last:
+            try:
+                self.loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop is closed: nobody waits for this report any more
+                pass
+
+    def _wake(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def errors(self) -> list[str | None]:
+        """Per event: None if acknowledged, else why not (unreported slots say 'not in time')."""
+        with self._lock:
+            return list(self._slots)
 
 
 class EventProducer:
@@ -59,65 +108,32 @@ class EventProducer:
             raise result
 
     async def send_many(self, events: Sequence[Event]) -> list[BrokerUnavailable | None]:
-        """Produce events and wait for all acknowledgements; one result per event (None = stored)."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None] | BrokerUnavailable] = []
-        for event in events:
-            future: asyncio.Future[None] = loop.create_future()
+        """Produce events and wait for all acknowledgements; one result per event (None = stored).
+
+        One future per call, not per event: the delivery reports fill a shared slot list and
+        only the last one wakes the event loop, so a 1,000-event batch costs one wake-up.
+        """
+        pending = _Pending(asyncio.get_running_loop(), len(events))
+        for index, event in enumerate(events):
             try:
                 self._producer.produce(
                     self.topic,
                     value=encode_event(event),
                     key=event.partition_key.encode(),
                     headers=HEADERS,
-                    on_delivery=self._reporter(loop, future),
+                    on_delivery=pending.reporter(index, self.delivered),
                 )
             except BufferError:
-                futures.append(
-                    BrokerUnavailable("too many events are waiting for the broker", retry_after=self.retry_after)
-                )
-                continue
+                pending.fail(index, "too many events are waiting for the broker")
             except KafkaException as exc:
-                futures.append(BrokerUnavailable(f"the broker refused the event: {exc}", retry_after=self.retry_after))
-                continue
-            futures.append(future)
-        results: list[BrokerUnavailable | None] = []
-        for future in futures:
-            if isinstance(future, BrokerUnavailable):
-                results.append(future)
-                continue
-            try:
-                # librdkafka reports every message by message.timeout.ms; the margin covers the poll interval.
-                await asyncio.wait_for(asyncio.shield(future), self._timeout + 2)
-                results.append(None)
-            except BrokerUnavailable as exc:
-                results.append(exc)
-            except TimeoutError:
-                results.append(BrokerUnavailable("the broker did not acknowledge in time", retry_after=self.retry_after))
-        return results
-
-    def _reporter(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]):
-        def report(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                partition, offset = msg.partition(), msg.offset()
-                if offset > self.delivered.get(partition, -1):
-                    self.delivered[partition] = offset
-            try:
-                loop.call_soon_threadsafe(self._settle, future, err)
-            except RuntimeError:  # the loop is closed: nobody waits for this report any more
-                pass
-
-        return report
-
-    def _settle(self, future: asyncio.Future[None], err: KafkaError | None) -> None:
-        if future.done():
-            return
-        if err is None:
-            future.set_result(None)
-        else:
-            future.set_exception(
-                BrokerUnavailable(f"the broker did not take the event: {err.str()}", retry_after=self.retry_after)
-            )
+                pending.fail(index, f"the broker refused the event: {exc}")
+        if not pending.future.done():
+            # librdkafka reports every message by message.timeout.ms; the margin covers the poll interval.
+            await asyncio.wait([pending.future], timeout=self._timeout + 2)
+        return [
+            None if error is None else BrokerUnavailable(error, retry_after=self.retry_after)
+            for error in pending.errors()
+        ]
 
     def _poll(self) -> None:
         while self._running:
