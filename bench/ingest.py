@@ -1,5 +1,6 @@
 """Ingestion throughput: POST /track and POST /batch (each answered after the broker's
-acknowledgement), and one worker from the topic into ClickHouse. Prints a table.
+acknowledgement), one worker from the topic into ClickHouse, and the delay from a 202 until /activities
+returns the event. Prints a table.
 
     make bench                      # or: .venv/bin/python bench/ingest.py --duration 10
 
@@ -26,10 +27,13 @@ from pathlib import Path
 import httpx
 from confluent_kafka import Producer
 
+from streamtrack.api import Services, create_app
+from streamtrack.api.server import BackgroundServer
 from streamtrack.config import load_settings
 from streamtrack.events import Event, encode_event
 from streamtrack.kafka import client_config, ensure_topics
 from streamtrack.kafka.local_broker import LocalBroker, free_port
+from streamtrack.logs import configure_logging
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
 
@@ -160,13 +164,47 @@ def bench_worker(env: dict[str, str], count: int) -> dict[str, float]:
     return {"events": stored, "seconds": finished - started, "steady": (count - done) / max(finished - t0, 1e-9)}
 
 
+def bench_visibility(env: dict[str, str], samples: int) -> dict[str, float]:
+    """Seconds from POST /track's 202 until GET /activities returns the event (API + worker in-process)."""
+    suffix = uuid.uuid4().hex[:6]
+    settings = load_settings(env={**env, "STREAMTRACK_TOPIC": f"bench-visible-{suffix}",
+                                  "STREAMTRACK_CONSUMER_GROUP": f"bench-visible-{suffix}"})
+    store = open_store(settings)
+    services = Services.open(settings, store)
+    worker = Worker(settings, store)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    worker.assigned.wait(30)
+    server = BackgroundServer(create_app(services)).start()
+    delays = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for i in range(samples):
+                user = f"visible-{suffix}-{i}"
+                assert client.post("/track", json={"event_type": "ping", "user_id": user}).status_code == 202
+                acked = time.perf_counter()
+                while not client.get("/activities", params={"user_id": user, "limit": 1}).json()["data"]:
+                    time.sleep(0.005)
+                delays.append(time.perf_counter() - acked)
+                time.sleep(0.05)
+    finally:
+        server.stop()
+        services.close()
+        worker.stop()
+        thread.join(30)
+    delays.sort()
+    return {"p50": delays[len(delays) // 2], "p95": delays[int(len(delays) * 0.95)], "max": delays[-1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per HTTP run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--worker-events", type=int, default=300_000)
+    parser.add_argument("--visibility-samples", type=int, default=40)
     args = parser.parse_args()
+    configure_logging("warning", json=False)
     ensure_wrk()
     cores = os.cpu_count()
     data = Path(tempfile.mkdtemp(prefix="streamtrack-bench-"))
@@ -199,6 +237,12 @@ def main() -> None:
         rows.append((
             "topic -> ClickHouse (1 worker)", f"{result['events']:,}", f"{result['steady']:,.0f}",
             f"total {result['seconds']:.1f} s incl. group join", "0", str(cores),
+        ))
+        visible = bench_visibility(worker_env, args.visibility_samples)
+        rows.append((
+            f"202 -> visible in /activities ({args.visibility_samples} events)", "", "",
+            f"{visible['p50'] * 1000:.0f} / {visible['p95'] * 1000:.0f} (p95), max {visible['max'] * 1000:.0f}",
+            "0", str(cores),
         ))
     header = ("path", "events", "events/s", "latency p50 / p99 ms", "errors", "cores")
     widths = [max(len(r[i]) for r in (*rows, header)) for i in range(len(header))]

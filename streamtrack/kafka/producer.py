@@ -100,6 +100,14 @@ class EventProducer:
         self._running = True
         self._poller = threading.Thread(target=self._poll, name="kafka-producer-poll", daemon=True)
         self._poller.start()
+        self._warm_up()
+
+    def _warm_up(self, timeout: float = 5.0) -> None:
+        """Connect and learn the topic's leaders now, not while the first requests wait."""
+        try:
+            self._producer.list_topics(self.topic, timeout=timeout)
+        except KafkaException as exc:
+            log.warning("broker not reachable yet; the producer keeps trying", error=str(exc))
 
     async def send(self, event: Event) -> None:
         """Produce one event and wait for the broker's acknowledgement."""
