@@ -76,48 +76,102 @@ def _check_ms(name: str, value: object) -> int:
     return value
 
 
+class ActivityFilter(NamedTuple):
+    """The filters of an activities query; None means "no filter"."""
+
+    user_id: str | None = None
+    event_type: str | None = None
+    session_id: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+    def where(self, params: dict[str, Any]) -> list[str]:
+        """The WHERE fragments for the filters present, their values added to `params`."""
+        for name in ("user_id", "event_type", "session_id"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = _check_text(name, value)
+        for name in ("start_ms", "end_ms"):
+            value = getattr(self, name)
+            if value is not None:
+                params[name] = _check_ms(name, value)
+        return [FILTERS[name] for name in FILTERS if name in params]
+
+
+def _after(after: tuple[int, str], params: dict[str, Any]) -> str:
+    after_ms, after_id = after
+    params["after_ms"] = _check_ms("after timestamp", after_ms)
+    params["after_id"] = _check_text("after event id", after_id)
+    return AFTER
+
+
+def _check_limit(limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+def _where(fragments: list[str]) -> list[str]:
+    return ["WHERE " + "\n  AND ".join(fragments)] if fragments else []
+
+
+def activity_candidates(
+    database: str, filters: ActivityFilter, *, after: tuple[int, str] | None, limit: int
+) -> Query:
+    """The newest rows (event id, epoch ms) after the cursor: the fast first step of a page.
+
+    Ordering by toDate(timestamp) first matches the sorting key's prefix, so ClickHouse reads
+    in order and stops early: ~7 ms instead of ~60 ms for the newest rows of 10M events.
+    """
+    params: dict[str, Any] = {"limit": _check_limit(limit)}
+    where = filters.where(params) + ([_after(after, params)] if after is not None else [])
+    sql = "\n".join(
+        [
+            "SELECT event_id, toUnixTimestamp64Milli(timestamp)",
+            f"FROM {quote_identifier(database)}.`{EVENTS_TABLE}`",
+            *_where(where),
+            "ORDER BY toDate(timestamp) DESC, timestamp DESC, event_id DESC",
+            "LIMIT {limit:UInt32}",
+        ]
+    )
+    return Query(sql, params)
+
+
+def events_by_id(database: str, filters: ActivityFilter, event_ids: Sequence[str]) -> Query:
+    """Every stored copy of these events that matches the filters (the bloom filter on event_id finds them)."""
+    params: dict[str, Any] = {"ids": [_check_text("event id", i) for i in event_ids]}
+    where = [*filters.where(params), "event_id IN {ids:Array(String)}"]
+    sql = "\n".join([f"SELECT {SELECT_EVENT_COLUMNS}", f"FROM {quote_identifier(database)}.`{EVENTS_TABLE}`", *_where(where)])
+    return Query(sql, params)
+
+
 def activities(
     database: str,
+    filters: ActivityFilter | None = None,
     *,
-    user_id: str | None = None,
-    event_type: str | None = None,
-    session_id: str | None = None,
-    start_ms: int | None = None,
-    end_ms: int | None = None,
     after: tuple[int, str] | None = None,
     limit: int,
 ) -> Query:
-    """Events newest first, each event id once, optionally filtered and after a keyset cursor.
+    """Events newest first, each event id once, after a keyset cursor — in one query.
 
-    `None` means "no filter"; an empty string filters for the empty value. An event with
-    several stored copies sorts at its earliest timestamp (within the filters), so new
-    copies arriving between pages cannot move it.
+    Exact whatever the copies, but it groups every matching row by event id (~1 s for 10M
+    rows), so the store tries `activity_candidates` + `events_by_id` first and uses this
+    only when copies crowd a page. An event with several stored copies sorts at its
+    earliest timestamp (within the filters), so copies arriving between pages cannot move it.
     """
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be an int from 1 to {MAX_LIMIT}, got {limit!r}")
-    params: dict[str, Any] = {}
-    for name, value in (("user_id", user_id), ("event_type", event_type), ("session_id", session_id)):
-        if value is not None:
-            params[name] = _check_text(name, value)
-    for name, value in (("start_ms", start_ms), ("end_ms", end_ms)):
-        if value is not None:
-            params[name] = _check_ms(name, value)
-    where = [FILTERS[name] for name in FILTERS if name in params]
+    params: dict[str, Any] = {"limit": _check_limit(limit)}
+    where = (filters or ActivityFilter()).where(params)
     if after is not None:
-        after_ms, after_id = after
-        params["after_ms"] = _check_ms("after timestamp", after_ms)
-        params["after_id"] = _check_text("after event id", after_id)
         # As a row filter this is exact for "first seen before the cursor": copies newer than
         # the cursor drop out, the earliest copy (the one that counts) stays.
-        where.append(AFTER)
-    params["limit"] = limit
+        where.append(_after(after, params))
     table = f"{quote_identifier(database)}.`{EVENTS_TABLE}`"
     # The page: event ids at their first-seen time, newest first.
     page = "\n".join(
         [
             "SELECT event_id, min(timestamp)",
             f"FROM {table}",
-            *(["WHERE " + "\n  AND ".join(where)] if where else []),
+            *_where(where),
             "GROUP BY event_id",
             "ORDER BY min(timestamp) DESC, event_id DESC",
             "LIMIT {limit:UInt32}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError, StoreUnavailable
@@ -76,19 +77,38 @@ class EventStore:
         """Events newest first, each once; `start_ms` inclusive, `end_ms` exclusive.
 
         `after=(timestamp_ms, event_id)` of the last event of a page gives the next page:
-        events strictly older in the order (timestamp DESC, event_id DESC).
+        events strictly older in the order (timestamp DESC, event_id DESC). An event stored
+        more than once sorts at its earliest copy (within the filters).
+
+        Fast path: the newest rows after the cursor (read in key order, a few ms), then every
+        copy of those events. Any event outside those rows sorts at or below the last of them,
+        so the events whose earliest copy is at or above it form an exact page. Only when
+        copies crowd the page below `limit` does the exact single query run.
         """
-        query = queries.activities(
-            self.database,
-            user_id=user_id,
-            event_type=event_type,
-            session_id=session_id,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            after=after,
-            limit=limit,
-        )
-        return rows_to_events(self.backend.query(query.sql, query.params))
+        filters = queries.ActivityFilter(user_id, event_type, session_id, start_ms, end_ms)
+        wanted = min(limit * 2 + 16, queries.MAX_LIMIT)
+        candidates = self._query_rows(queries.activity_candidates(self.database, filters, after=after, limit=wanted))
+        if not candidates:
+            return []
+        ids = list(dict.fromkeys(event_id for event_id, _ in candidates))
+        earliest: dict[str, Event] = {}
+        for event in rows_to_events(self._query_rows(queries.events_by_id(self.database, filters, ids))):
+            known = earliest.get(event.event_id)
+            if known is None or event.timestamp < known.timestamp:
+                earliest[event.event_id] = event
+        page = [e for e in earliest.values() if after is None or (e.timestamp, e.event_id) < after]
+        complete = len(candidates) < wanted  # every row after the cursor was a candidate
+        if not complete:
+            last_id, last_ms = candidates[-1]
+            page = [e for e in page if (e.timestamp, e.event_id) >= (int(last_ms), last_id)]
+        page.sort(key=lambda e: (e.timestamp, e.event_id), reverse=True)
+        if complete or len(page) >= limit:
+            return page[:limit]
+        exact = queries.activities(self.database, filters, after=after, limit=limit)
+        return rows_to_events(self._query_rows(exact))
+
+    def _query_rows(self, query: queries.Query) -> list[tuple[Any, ...]]:
+        return self.backend.query(query.sql, query.params)
 
     def stored_event_ids(self, events: Sequence[Event]) -> set[str]:
         """The ids among `events` that are stored already, looked up on each event's day ± 1.

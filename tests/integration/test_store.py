@@ -9,6 +9,7 @@ cannot depend on when ClickHouse happens to merge.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -323,6 +324,36 @@ def test_copies_with_different_timestamps_are_read_once_at_the_first(clean_store
     assert clean_store.stats() == StoreStats(rows=14, distinct_events=12)
     # Within a window that holds only the retry, the retry is the first copy there.
     assert clean_store.activities(start_ms=T0 + 60_000, limit=100) == newest_first(retries)
+
+
+def test_many_late_copies_fall_back_to_the_exact_query(clean_store: EventStore) -> None:
+    """Copies of one old event crowd the newest rows: the fast path cannot fill a page alone."""
+    stop_merges(clean_store)
+    events = [make_event(i) for i in range(10)]
+    clean_store.insert(events)
+    clean_store.insert([make_event(0, timestamp=T0 + 100_000 + k) for k in range(40)])
+    assert clean_store.activities(limit=3) == newest_first(events)[:3]
+    assert [e for page in walk(clean_store, 3) for e in page] == newest_first(events)
+
+
+def test_pages_match_a_model_for_random_copies(clean_store: EventStore) -> None:
+    """Random events, copies at random later times and random page sizes: each walk equals the model."""
+    rng = random.Random(7)
+    stop_merges(clean_store)
+    table = f"`{clean_store.database}`.`events`"
+    for _ in range(12):
+        clean_store.backend.command(f"TRUNCATE TABLE {table}")
+        events = [make_event(i, timestamp=T0 + rng.randrange(50) * 1000) for i in range(rng.randrange(1, 60))]
+        copies = [
+            make_event(int(e.event_id[4:]), timestamp=e.timestamp + rng.randrange(1, 90) * 1000)
+            for e in rng.choices(events, k=rng.randrange(0, 80))
+        ]
+        clean_store.insert(events)
+        if copies:
+            clean_store.insert(copies)
+        expected = newest_first(events)
+        size = rng.randrange(1, 12)
+        assert [e for page in walk(clean_store, size) for e in page] == expected, (len(events), len(copies), size)
 
 
 def test_bad_dedup_token_is_refused_before_inserting(clean_store: EventStore) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from streamtrack.events import Event
 from streamtrack.store import queries
+from streamtrack.store.queries import ActivityFilter
 from streamtrack.store.schema import COLUMNS, drop_statements, schema_statements
 
 NASTY = "x' OR 1=1; DROP TABLE events; -- {user_id:String} `evil` \\ \t\n"
@@ -132,11 +133,13 @@ ALL_FRAGMENTS = [
 def test_activities_where_has_only_placeholders() -> None:
     query = queries.activities(
         "db",
-        user_id=NASTY,
-        event_type=NASTY + "type",
-        session_id=NASTY + "session",
-        start_ms=1_700_000_000_000,
-        end_ms=1_800_000_000_000,
+        ActivityFilter(
+            user_id=NASTY,
+            event_type=NASTY + "type",
+            session_id=NASTY + "session",
+            start_ms=1_700_000_000_000,
+            end_ms=1_800_000_000_000,
+        ),
         after=(1_750_000_000_123, NASTY + "id"),
         limit=25,
     )
@@ -165,7 +168,7 @@ def test_activities_where_has_only_placeholders() -> None:
 
 
 def test_only_present_filters_appear() -> None:
-    query = queries.activities("db", session_id="", end_ms=5, limit=1)
+    query = queries.activities("db", ActivityFilter(session_id="", end_ms=5), limit=1)
     assert query.sql.count("session_id = {session_id:String}") == 2
     assert query.sql.count("timestamp < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')") == 2
     assert query.sql.count("{") == 5  # session_id and end_ms twice, limit once
@@ -179,10 +182,10 @@ def test_only_present_filters_appear() -> None:
 )
 def test_sql_never_depends_on_values(a: str, b: str, ms: int) -> None:
     first = queries.activities(
-        "db", user_id=a, event_type=a, session_id=a, start_ms=ms, after=(ms, a), limit=10
+        "db", ActivityFilter(user_id=a, event_type=a, session_id=a, start_ms=ms), after=(ms, a), limit=10
     )
     second = queries.activities(
-        "db", user_id=b, event_type=b, session_id=b, start_ms=0, after=(0, b), limit=99
+        "db", ActivityFilter(user_id=b, event_type=b, session_id=b, start_ms=0), after=(0, b), limit=99
     )
     assert first.sql == second.sql
     assert first.params["user_id"] == a and first.params["after_id"] == a
@@ -196,11 +199,11 @@ def test_bad_limits_are_refused(limit: object) -> None:
 
 def test_bad_filter_types_are_refused() -> None:
     with pytest.raises(TypeError, match="user_id must be a str, got int"):
-        queries.activities("db", user_id=5, limit=1)  # type: ignore[arg-type]
+        queries.activities("db", ActivityFilter(user_id=5), limit=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="start_ms must be an int"):
-        queries.activities("db", start_ms="1700000000000", limit=1)  # type: ignore[arg-type]
+        queries.activities("db", ActivityFilter(start_ms="1700000000000"), limit=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="end_ms is out of range"):
-        queries.activities("db", end_ms=2**63, limit=1)
+        queries.activities("db", ActivityFilter(end_ms=2**63), limit=1)
 
 
 def test_stats_query() -> None:
@@ -222,3 +225,15 @@ def test_insert_statement_names_columns_and_settings() -> None:
 def test_unsafe_dedup_tokens_are_refused(token: str) -> None:
     with pytest.raises(ValueError, match="dedup token must match"):
         queries.insert_statement("db", "events", ["event_id"], token)
+
+
+def test_fast_page_queries_keep_values_out_of_sql() -> None:
+    filters = ActivityFilter(user_id=NASTY, end_ms=5)
+    candidates = queries.activity_candidates("db", filters, after=(7, NASTY), limit=30)
+    assert "ORDER BY toDate(timestamp) DESC, timestamp DESC, event_id DESC" in candidates.sql
+    assert candidates.params == {"limit": 30, "user_id": NASTY, "end_ms": 5, "after_ms": 7, "after_id": NASTY}
+    rows = queries.events_by_id("db", filters, ["a", NASTY])
+    assert "event_id IN {ids:Array(String)}" in rows.sql and "after" not in rows.sql
+    assert rows.params == {"ids": ["a", NASTY], "user_id": NASTY, "end_ms": 5}
+    for query in (candidates, rows):
+        assert "DROP" not in query.sql and "OR 1=1" not in query.sql
