@@ -97,7 +97,9 @@ class LocalBroker:
         log.info("local broker started", bootstrap_servers=self.bootstrap_servers, pid=self._process.pid)
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL: Tansu waits for connected clients on SIGTERM, and its
+        memory-only data is worthless once the caller has drained it."""
         if self._process is None or self._process.poll() is not None:
             return
         self._process.terminate()
