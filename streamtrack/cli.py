@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
@@ -75,6 +76,7 @@ def _api(settings: Settings) -> int:
         asyncio.run(make_server(create_app(services), settings.host, settings.port).serve())
     finally:
         services.close()
+        services.store.close()
     return 0
 
 
@@ -103,9 +105,21 @@ def _migrate(settings: Settings) -> int:
 
 def _config(settings: Settings) -> int:
     for name, value in vars(settings).items():
-        shown = "***" if "password" in str(value).lower() or name == "kafka_options" and value else value
-        print(f"{name} = {shown}")
+        print(f"{name} = {_redacted(name, value)}")
     return 0
+
+
+def _redacted(name: str, value: object) -> object:
+    """Settings as printed: passwords in CLICKHOUSE_URL and secret Kafka options hidden."""
+    if name == "clickhouse_url" and isinstance(value, str) and value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return urlunsplit(parts._replace(netloc=netloc))
+    if name == "kafka_options" and isinstance(value, dict):
+        secret = ("password", "secret", "key")
+        return {k: "***" if any(word in k for word in secret) else v for k, v in value.items()}
+    return value
 
 
 COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config}

@@ -129,7 +129,7 @@ def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
         if field is None:
             extra[key] = value
         elif key == "metadata":
-            metadata = _properties(value, key, limits)
+            metadata = _properties(value, key)
         elif field in fields and fields[field][1] != value:
             raise InvalidEvent(
                 f"'{fields[field][0]}' and '{key}' are two names for the same field; give one", field=key
@@ -173,9 +173,9 @@ def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
     tags = _tags(fields["tags"], limits) if "tags" in fields else []
     properties = metadata
     if "properties" in fields:
-        properties = {**metadata, **_properties(fields["properties"][1], fields["properties"][0], limits)}
+        properties = {**metadata, **_properties(fields["properties"][1], fields["properties"][0])}
     if extra:
-        properties = {**_properties(extra, "properties", limits), **properties}
+        properties = {**extra, **properties}
     _check_properties(properties, limits)
 
     return Event(
@@ -216,7 +216,7 @@ def _tags(item: tuple[str, Any], limits: Limits) -> list[str]:
     return [_string((f"{key}[{i}]", tag), limits.max_tag_chars) for i, tag in enumerate(value)]
 
 
-def _properties(value: Any, key: str, limits: Limits) -> dict[str, Any]:
+def _properties(value: Any, key: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
