@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import structlog
 
 from streamtrack.cli import main
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """main() configures logging onto the captured stderr; later tests must not write there."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_bad_settings_stop_with_a_message_naming_them(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
