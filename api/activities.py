@@ -17,6 +17,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
 from streamtrack.errors import InvalidParameter
 from streamtrack.events import Event
@@ -85,7 +86,7 @@ def to_activity(event: Event) -> Activity:
     )
 
 
-@get("/activities", sync_to_thread=True, tags=["query"], summary="Recent events")
+@get("/activities", sync_to_thread=True, tags=["query"], summary="Recent events", responses=QUERY_ERRORS)
 def activities(
     services: NamedDependency[Services],
     user_id: Annotated[str | None, QueryParameter(description="Only this user's events.")] = None,

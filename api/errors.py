@@ -8,9 +8,11 @@ with its traceback and answered with a plain 500 that leaks nothing.
 
 from __future__ import annotations
 
+import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 
 from streamtrack.errors import ClientError, RetryableError
 
@@ -20,6 +22,34 @@ _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests",
 }
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """What every error answers (documentation model for the OpenAPI document)."""
+
+    status: int
+    code: str
+    """Stable, machine-readable: malformed_json, invalid_event, payload_too_large, broker_unavailable, ..."""
+    message: str
+    """For a person: what was wrong, and where."""
+    field: str | None = None
+    """The field or parameter at fault, when there is one."""
+    retry_after: int | None = None
+    """Seconds to wait before retrying (503 only; also in the Retry-After header)."""
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+INGEST_ERRORS = {
+    400: _spec("The body is not JSON, is empty or nests too deeply."),
+    413: _spec("The body, an event or the number of events is over its limit."),
+    415: _spec("The content type is not JSON (application/json, *+json or text/plain)."),
+    422: _spec("Valid JSON that is not a valid event; `field` names the problem."),
+    503: _spec("The broker did not acknowledge in time; retry with the same event_id after Retry-After."),
+}
+QUERY_ERRORS = {400: _spec("A query parameter is invalid; `field` names it.")}
 
 
 def _json(body: dict[str, object], status: int, headers: dict[str, str] | None = None) -> Response[dict[str, object]]:

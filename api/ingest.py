@@ -11,7 +11,9 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 
+from streamtrack.api.errors import INGEST_ERRORS
 from streamtrack.api.openapi import BatchOperation, TrackOperation
 from streamtrack.api.services import Services
 from streamtrack.errors import ClientError, PayloadTooLarge, UnsupportedMediaType
@@ -43,6 +45,13 @@ class BatchResult(msgspec.Struct):
     results: list[ItemResult]
 
 
+_BATCH_REJECTED = ResponseSpec(BatchResult, description="No event was valid; see each result.", generate_examples=False)
+_BATCH_FAILED = ResponseSpec(
+    BatchResult, description="The broker took none of the valid events; retry them after Retry-After.",
+    generate_examples=False,
+)
+
+
 async def _read_json_body(request: Request, max_bytes: int) -> bytes:
     media_type = request.content_type[0].lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
@@ -65,7 +74,10 @@ def _context(request: Request) -> RequestContext:
     )
 
 
-@post("/track", status_code=202, operation_class=TrackOperation, tags=["ingest"], summary="Track one event")
+@post(
+    "/track", status_code=202, operation_class=TrackOperation, tags=["ingest"], summary="Track one event",
+    responses=INGEST_ERRORS,
+)
 async def track(request: Request, services: NamedDependency[Services]) -> Accepted:
     """Validate one event, produce it to Kafka and answer once the broker acknowledged it."""
     body = await _read_json_body(request, services.limits.max_event_bytes)
@@ -74,7 +86,10 @@ async def track(request: Request, services: NamedDependency[Services]) -> Accept
     return Accepted(event_id=event.event_id)
 
 
-@post("/batch", status_code=202, operation_class=BatchOperation, tags=["ingest"], summary="Track many events")
+@post(
+    "/batch", status_code=202, operation_class=BatchOperation, tags=["ingest"], summary="Track many events",
+    responses={**INGEST_ERRORS, 422: _BATCH_REJECTED, 503: _BATCH_FAILED},
+)
 async def batch(request: Request, services: NamedDependency[Services]) -> Response[BatchResult]:
     """Each event is accepted or rejected on its own; see `results` for which and why."""
     settings = services.settings

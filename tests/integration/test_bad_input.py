@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fixtures.pipeline import Pipeline
 
@@ -128,3 +131,52 @@ def test_injection_strings_in_filters_are_just_values(pipeline: Pipeline) -> Non
             assert response.status_code == 200, response.text
             assert response.json()["data"] == []
         assert client.post("/track", json=GOOD).status_code == 202  # still works after all of the above
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=15,
+)
+event_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "event_type": json_values, "event": json_values, "user_id": json_values, "anonymousId": json_values,
+        "timestamp": json_values | st.text(max_size=30), "properties": json_values, "tags": json_values,
+        "session_id": json_values, "url": json_values,
+    },
+)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(msgspec.json.encode),
+    event_like.map(msgspec.json.encode),
+    st.lists(event_like, max_size=5).map(msgspec.json.encode),
+)
+content_types = st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", "", "a/b+json"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(path=st.sampled_from(["/track", "/batch"]), body=bodies, content_type=content_types)
+def test_no_body_gets_a_server_error(pipeline: Pipeline, path: str, body: bytes, content_type: str) -> None:
+    with pipeline.client() as client:
+        response = client.post(path, content=body, headers={"Content-Type": content_type})
+    assert response.status_code in {202, 400, 413, 415, 422}, response.text
+    payload = response.json()
+    if response.status_code != 202 and "results" not in payload:
+        assert payload["message"] and payload["code"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["user_id", "event_type", "session_id", "from", "to", "limit", "cursor", "other"]),
+        st.text(max_size=40),
+        max_size=5,
+    )
+)
+def test_no_query_gets_a_server_error(pipeline: Pipeline, params: dict[str, str]) -> None:
+    with pipeline.client() as client:
+        response = client.get("/activities", params=params)
+    assert response.status_code in {200, 400}, response.text
+    if response.status_code == 400:
+        assert response.json()["field"]
