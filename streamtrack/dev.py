@@ -31,7 +31,6 @@ DRAIN_TIMEOUT = 60.0
 
 def run_dev(settings: Settings) -> int:
     broker = _start_broker(settings)
-    services: Services | None = None
     try:
         store = open_store(settings)
         services = Services.open(settings, store)
