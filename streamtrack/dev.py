@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import threading
 import time
 
@@ -19,6 +20,7 @@ import structlog
 from streamtrack.api import Services, create_app
 from streamtrack.api.server import make_server
 from streamtrack.config import Settings
+from streamtrack.errors import ConfigError
 from streamtrack.kafka.local_broker import LocalBroker, port_open
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
@@ -30,29 +32,52 @@ DRAIN_TIMEOUT = 60.0
 
 
 def run_dev(settings: Settings) -> int:
-    broker = _start_broker(settings)
+    _check_port_free(settings)
+    store = open_store(settings)  # first: a data folder held by another process stops us here
+    broker: LocalBroker | None = None
+    services: Services | None = None
+    worker: Worker | None = None
+    worker_thread: threading.Thread | None = None
     try:
-        store = open_store(settings)
+        broker = _start_broker(settings)
         services = Services.open(settings, store)
         worker = Worker(settings, store)
         worker_thread = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
         server = make_server(create_app(services), settings.host, settings.port)
         worker_thread.start()
-        _print_banner(settings)
         stop_requests = _trap_signals()
+        _print_banner(settings)
         asyncio.run(server.serve())  # returns on Ctrl-C/SIGTERM, or when the worker crashed
         print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)
         services.producer.close()
         _drain(services, worker, worker_thread, stop_requests)
-        worker.stop()
-        worker_thread.join(timeout=30)
-        stats = worker.stats
-        print(f"stopped: {stats.inserted} events stored in {stats.batches} batches, "
-              f"{stats.dead_lettered} dead letters; data kept in {settings.clickhouse_path}", flush=True)
         return 0
     finally:
+        # Whatever happened, stop the worker and close the engine before the interpreter
+        # exits: chdb crashes at exit while a thread still uses it.
+        if worker is not None and worker_thread is not None:
+            worker.stop()
+            worker_thread.join(timeout=30)
+            stats = worker.stats
+            print(f"stopped: {stats.inserted} events stored in {stats.batches} batches, "
+                  f"{stats.dead_lettered} dead letters; data kept in {settings.clickhouse_path}", flush=True)
+        if services is not None:
+            services.producer.close(timeout=1)
+        store.close()
         if broker is not None:
             broker.stop()
+
+
+def _check_port_free(settings: Settings) -> None:
+    """Fail before starting anything, with a message that says what to change."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); "
+                "stop what uses it, or pick another port with STREAMTRACK_PORT or --port"
+            ) from None
 
 
 def _start_broker(settings: Settings) -> LocalBroker | None:
