@@ -21,7 +21,7 @@ from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
 from streamtrack.errors import InvalidParameter
 from streamtrack.events import Event
-from streamtrack.timestamps import format_ms, parse_time
+from streamtrack.timestamps import LATEST_MS, format_ms, parse_time
 
 MAX_LIMIT = 1000
 MAX_FILTER_CHARS = 200
@@ -58,7 +58,9 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         timestamp_ms, event_id = msgspec.json.decode(raw, type=tuple[int, str])
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidParameter("is not a cursor this API returned; pass next_cursor unchanged", field="cursor") from None
+        timestamp_ms, event_id = -1, ""
+    if not 0 <= timestamp_ms < LATEST_MS:
+        raise InvalidParameter("is not a cursor this API returned; pass next_cursor unchanged", field="cursor")
     return timestamp_ms, event_id
 
 
@@ -66,9 +68,12 @@ def _time_param(value: str | None, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return parse_time(value)
+        ms = parse_time(value)
     except ValueError as exc:
         raise InvalidParameter(str(exc), field=name) from None
+    if ms >= LATEST_MS:
+        raise InvalidParameter("is after 2300-01-01; give a time ClickHouse can store", field=name)
+    return ms
 
 
 def _text_param(value: str | None, name: str) -> str | None:

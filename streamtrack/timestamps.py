@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 EPOCH_SECONDS_LIMIT = 100_000_000_000
 EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+LATEST_MS = 10_413_792_000_000  # 2300-01-01T00:00:00Z, past the end of ClickHouse's DateTime64 range
 MAX_FUTURE_MS = 24 * 3600 * 1000  # PostHog hides events > 23 h ahead; we refuse > 24 h.
 
 

@@ -14,9 +14,7 @@ import msgspec
 from confluent_kafka import Message
 
 from streamtrack.events import Event, decode_event
-from streamtrack.timestamps import EARLIEST_MS
-
-LATEST_MS = 10_413_792_000_000  # 2300-01-01, past the end of ClickHouse's DateTime64 range
+from streamtrack.timestamps import EARLIEST_MS, LATEST_MS
 
 
 @dataclasses.dataclass(frozen=True)

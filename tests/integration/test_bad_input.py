@@ -111,6 +111,9 @@ def test_batch_reports_each_item_and_keeps_the_good_ones(pipeline: Pipeline) -> 
         ({"cursor": "!!not-a-cursor!!"}, "cursor", "next_cursor"),
         ({"cursor": "WzEsMl0"}, "cursor", ""),  # valid base64 JSON, wrong shape
         ({"user_id": "u" * 500}, "user_id", "longer than"),
+        ({"from": "9223372036854775808"}, "from", "2300"),
+        ({"to": "99999999999999999999"}, "to", "2300"),
+        ({"cursor": "WzkyMjMzNzIwMzY4NTQ3NzU4MDgsImEiXQ"}, "cursor", "next_cursor"),  # [2**63, "a"]
     ],
 )
 def test_activities_refuses_bad_parameters(pipeline: Pipeline, params, field, words) -> None:
