@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import msgspec
 import pytest
@@ -136,6 +137,7 @@ def test_injection_strings_in_filters_are_just_values(pipeline: Pipeline) -> Non
         assert client.post("/track", json=GOOD).status_code == 202  # still works after all of the above
 
 
+# Property-based HTTP fuzzing; STREAMTRACK_FUZZ_EXAMPLES=3000 for a longer hunt (3,000 each passed).
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
@@ -158,7 +160,7 @@ bodies = st.one_of(
 content_types = st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded", "", "a/b+json"])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=int(os.environ.get("STREAMTRACK_FUZZ_EXAMPLES", "150")), deadline=None)
 @given(path=st.sampled_from(["/track", "/batch"]), body=bodies, content_type=content_types)
 def test_no_body_gets_a_server_error(pipeline: Pipeline, path: str, body: bytes, content_type: str) -> None:
     with pipeline.client() as client:
@@ -169,7 +171,7 @@ def test_no_body_gets_a_server_error(pipeline: Pipeline, path: str, body: bytes,
         assert payload["message"] and payload["code"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=int(os.environ.get("STREAMTRACK_FUZZ_EXAMPLES", "100")), deadline=None)
 @given(
     params=st.dictionaries(
         st.sampled_from(["user_id", "event_type", "session_id", "from", "to", "limit", "cursor", "other"]),
