@@ -1,4 +1,4 @@
-"""The `streamtrack` command: dev, api, worker, migrate, config.
+"""The `streamtrack` command: dev, api, worker, migrate, config, smoke.
 
 Settings come from the environment (see `streamtrack.config`); the few flags here are
 conveniences that override them for one run.
@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="create or update the ClickHouse schema, then exit")
     config = commands.add_parser("config", help="print the settings in effect")
     config.add_argument("--markdown", action="store_true", help="print the README's settings table instead")
+    smoke = commands.add_parser("smoke", help="track one event on a deployment and wait until /activities has it")
+    smoke.add_argument("--url", required=True, help="the API's base URL, e.g. https://streamtrack.example.com")
+    smoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the event (default 120)")
+    smoke.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     return parser
 
 
@@ -43,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "config" and args.markdown:
         print(settings_table())
         return 0
+    if args.command == "smoke":
+        return _smoke(args)
     try:
         overrides = {k: v for k in ("host", "port", "data_dir") if (v := getattr(args, k, None)) is not None}
         settings = load_settings(**overrides)
@@ -100,6 +106,19 @@ def _migrate(settings: Settings) -> int:
 
     open_store(settings).migrate()
     log.info("schema is up to date", database=settings.clickhouse_database)
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    """Needs no settings: it only talks HTTP to the deployment named by --url."""
+    from streamtrack.smoke import SmokeFailure, parse_headers, run_smoke
+
+    try:
+        run_smoke(args.url, timeout_s=args.timeout, headers=parse_headers(args.header))
+    except SmokeFailure as exc:
+        print(f"FAIL {exc}", file=sys.stderr)
+        return 1
+    print("smoke test passed")
     return 0
 
 
