@@ -8,6 +8,8 @@ Nothing is answered 202 before the broker acknowledged it.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
@@ -16,9 +18,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from streamtrack.api.errors import INGEST_ERRORS
 from streamtrack.api.openapi import BatchOperation, TrackOperation
 from streamtrack.api.services import Services
-from streamtrack.errors import ClientError, PayloadTooLarge, UnsupportedMediaType
+from streamtrack.errors import ClientError, PayloadTooLarge, RetryableError, UnsupportedMediaType
 from streamtrack.events import Event
 from streamtrack.normalize import RequestContext, normalize_raw, split_batch
+from streamtrack.telemetry.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
 from streamtrack.timestamps import now_ms
 
 JSON_TYPES = {"", "application/json", "text/plain"}  # text/plain: what navigator.sendBeacon sends
@@ -80,9 +83,14 @@ def _context(request: Request) -> RequestContext:
 )
 async def track(request: Request, services: NamedDependency[Services]) -> Accepted:
     """Validate one event, produce it to Kafka and answer once the broker acknowledged it."""
-    body = await _read_json_body(request, services.limits.max_event_bytes)
-    event = normalize_raw(body, _context(request), services.limits)
-    await services.producer.send(event)
+    try:
+        body = await _read_json_body(request, services.limits.max_event_bytes)
+        event = normalize_raw(body, _context(request), services.limits)
+        await services.producer.send(event)
+    except (ClientError, RetryableError) as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+    EVENTS_ACCEPTED.inc()
     return Accepted(event_id=event.event_id)
 
 
@@ -93,8 +101,12 @@ async def track(request: Request, services: NamedDependency[Services]) -> Accept
 async def batch(request: Request, services: NamedDependency[Services]) -> Response[BatchResult]:
     """Each event is accepted or rejected on its own; see `results` for which and why."""
     settings = services.settings
-    body = await _read_json_body(request, settings.max_batch_bytes)
-    items = split_batch(body, max_events=settings.max_batch_events)
+    try:
+        body = await _read_json_body(request, settings.max_batch_bytes)
+        items = split_batch(body, max_events=settings.max_batch_events)
+    except ClientError as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
     context = _context(request)
     results: list[ItemResult] = []
     events: list[tuple[int, Event]] = []
@@ -112,6 +124,9 @@ async def batch(request: Request, services: NamedDependency[Services]) -> Respon
             retry_after = max(retry_after, outcome.retry_after)
             results.append(ItemResult(index, "failed", event_id=event.event_id, code=outcome.code, message=outcome.message))
     results.sort(key=lambda r: r.index)
+    EVENTS_ACCEPTED.inc(sum(r.status == "accepted" for r in results))
+    for code, count in Counter(r.code for r in results if r.status != "accepted").items():
+        EVENTS_REJECTED.labels(code or "unknown").inc(count)
     counts = {status: sum(r.status == status for r in results) for status in ("accepted", "rejected", "failed")}
     result = BatchResult(results=results, **counts)
     if counts["accepted"]:

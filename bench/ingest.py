@@ -33,7 +33,7 @@ from streamtrack.config import load_settings
 from streamtrack.events import Event, encode_event
 from streamtrack.kafka import client_config, ensure_topics
 from streamtrack.kafka.local_broker import LocalBroker, free_port
-from streamtrack.logs import configure_logging
+from streamtrack.telemetry.logs import configure_logging
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
 

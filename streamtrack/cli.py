@@ -17,7 +17,7 @@ import structlog
 
 from streamtrack.config import Settings, load_settings, settings_table
 from streamtrack.errors import ConfigError, RetryableError
-from streamtrack.logs import configure_logging
+from streamtrack.telemetry import configure_logging, configure_tracing, shutdown_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"streamtrack: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, json=None if args.command == "dev" else True)
+    if args.command in TRACED:
+        configure_tracing(f"streamtrack-{args.command}", settings.traces_exporter)
     try:
         return COMMANDS[args.command](settings)
     except ConfigError as exc:
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RetryableError as exc:
         print(f"streamtrack: {exc.message}", file=sys.stderr)
         return 1
+    finally:
+        shutdown_tracing()  # exports the spans still buffered
 
 
 def _dev(settings: Settings) -> int:
@@ -89,6 +93,7 @@ def _api(settings: Settings) -> int:
 def _worker(settings: Settings) -> int:
     from streamtrack.kafka import ensure_topics
     from streamtrack.store import open_store
+    from streamtrack.telemetry.metrics import start_metrics_server
     from streamtrack.worker import Worker
 
     ensure_topics(settings)
@@ -97,7 +102,13 @@ def _worker(settings: Settings) -> int:
     worker = Worker(settings, store)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
-    worker.run()
+    metrics_server = start_metrics_server(settings.host, settings.worker_metrics_port, worker.healthy)
+    try:
+        worker.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
+        store.close()
     return 0
 
 
@@ -141,6 +152,7 @@ def _redacted(name: str, value: object) -> object:
     return value
 
 
+TRACED = {"api", "worker", "dev"}
 COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config}
 
 if __name__ == "__main__":

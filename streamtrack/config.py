@@ -173,6 +173,14 @@ SETTINGS: dict[str, Setting] = {
     "log_level": Setting(
         "STREAMTRACK_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."
     ),
+    "worker_metrics_port": Setting(
+        "STREAMTRACK_WORKER_METRICS_PORT", "9101", _int(0, 65535),
+        "Port of the worker's `/metrics` and `/healthz` (on STREAMTRACK_HOST); 0 turns it off.",
+    ),
+    "traces_exporter": Setting(
+        "OTEL_TRACES_EXPORTER", "none", _choice("none", "otlp", "console"),
+        "Traces: `none` (off, no cost), `otlp` (OTLP/HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*` variables) or `console`.",
+    ),
 }
 
 
@@ -201,6 +209,8 @@ class Settings:
     max_batch_bytes: int
     max_batch_events: int
     log_level: str
+    worker_metrics_port: int
+    traces_exporter: str
 
     @property
     def embedded(self) -> bool:

@@ -4,24 +4,34 @@ Order matters: dead letters are acknowledged and events inserted before the offs
 committed, so a crash at any point replays the batch rather than losing it. The replay is
 harmless: the insert carries a deduplication token built from the batch's offsets, the
 table is a ReplacingMergeTree keyed on the event, and queries count each event_id once.
-While ClickHouse is down the worker retries the same batch with backoff and commits nothing.
+While ClickHouse is down the worker retries the same batch with backoff and commits nothing;
+meanwhile it pauses its partitions but keeps polling, so the group does not think it dead
+and rebalance (librdkafka's max.poll.interval.ms), and it resumes once the batch is stored.
+
+Each batch runs in a consumer span linked to the producer spans of its records (their
+`traceparent` header), with the ClickHouse insert as a child span.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from opentelemetry.trace import SpanKind
 
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
 from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
+from streamtrack.telemetry import metrics
+from streamtrack.telemetry.tracing import links_to, parent_of_batch, span_context_from_headers, tracer, tracing_enabled
 from streamtrack.worker.batching import Batch, collect
 from streamtrack.worker.deadletter import DeadLetters
 from streamtrack.worker.dedup import new_events
@@ -30,6 +40,7 @@ from streamtrack.worker.records import Rejected, decode_records
 log = structlog.get_logger(__name__)
 
 MAX_BACKOFF = 30.0
+STATS_INTERVAL_MS = 5000
 
 
 @dataclasses.dataclass
@@ -55,6 +66,9 @@ class Worker:
         self.assigned = threading.Event()
         """Set once the group gave this worker its partitions (the first join takes seconds)."""
         self._batch = Batch()
+        self._paused = False
+        self.polled_at = time.monotonic()
+        """When the consumer was last served (librdkafka's statistics arrive only while we poll)."""
         self._consumer = Consumer(
             client_config(
                 settings,
@@ -67,6 +81,8 @@ class Worker:
                     "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 100),
                     "partition.assignment.strategy": "cooperative-sticky",
                     "client.id": "streamtrack-worker",
+                    "statistics.interval.ms": STATS_INTERVAL_MS,  # consumer lag, for the metric
+                    "stats_cb": self._on_stats,
                 },
             )
         )
@@ -79,6 +95,10 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def healthy(self, within: float = 120.0) -> bool:
+        """The loop still serves the consumer (for `/healthz`): False means restart me."""
+        return time.monotonic() - self.polled_at < within
 
     def run(self) -> WorkerStats:
         self._consumer.subscribe(
@@ -104,15 +124,28 @@ class Worker:
         return self.stats
 
     def _process(self, batch: Batch) -> None:
-        events, rejected = decode_records(batch.messages)
-        inserted = self._with_retries(lambda: self._store(batch, events, rejected))
-        if inserted is None:
-            return  # stopping before the batch was stored: it is replayed by whoever reads next
-        self._commit(batch)
+        links = links_to(span_context_from_headers(m.headers()) for m in batch.messages) if tracing_enabled() else []
+        with tracer().start_as_current_span(
+            f"process {self.settings.topic}", context=parent_of_batch(links), kind=SpanKind.CONSUMER, links=links,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": self.settings.topic,
+                        "messaging.operation.type": "process", "messaging.batch.message_count": len(batch),
+                        "messaging.consumer.group.name": self.settings.consumer_group},
+        ):
+            events, rejected = decode_records(batch.messages)
+            inserted = self._with_retries(lambda: self._store(batch, events, rejected))
+            if inserted is None:
+                return  # stopping before the batch was stored: it is replayed by whoever reads next
+            self._commit(batch)
+        metrics.BATCHES.inc()
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.INSERTED_ROWS.inc(inserted)
+        metrics.DUPLICATES.inc(len(events) - inserted)
+        for reason, count in Counter(item.reason for item in rejected).items():
+            metrics.DEAD_LETTERS.labels(reason).inc(count)
         self.stats.batches += 1
         self.stats.inserted += inserted
         self.stats.duplicates += len(events) - inserted
-        self.stats.dead_lettered += len(rejected)
+        self.stats.dead_lettered += len(rejected)  # last: who waits on stats sees the metrics moved
 
     def _store(self, batch: Batch, events: list[Event], rejected: list[Rejected]) -> int:
         """Dead letters first, then the new events; returns how many events were inserted."""
@@ -126,22 +159,77 @@ class Worker:
         fresh = new_events(events, self.store) if events else []
         if fresh:
             started = time.perf_counter()
-            self.store.insert(fresh, dedup_token=batch.dedup_token())
-            log.debug("batch inserted", events=len(fresh), seconds=round(time.perf_counter() - started, 4))
+            with tracer().start_as_current_span(
+                f"INSERT {self.store.database}.events", kind=SpanKind.CLIENT,
+                attributes={"db.system.name": "clickhouse", "db.namespace": self.store.database,
+                            "db.operation.name": "INSERT", "db.operation.batch.size": len(fresh)},
+            ):
+                self.store.insert(fresh, dedup_token=batch.dedup_token())
+            seconds = time.perf_counter() - started
+            metrics.INSERT_LATENCY.observe(seconds)
+            log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
         return len(fresh)
 
     def _with_retries(self, action: Callable[[], int]) -> int | None:
-        """Run `action` until it succeeds (its result) or the worker is stopped (None)."""
+        """Run `action` until it succeeds (its result) or the worker is stopped (None).
+
+        After a failure consumption is paused until the action succeeds: the batch in hand
+        is retried, nothing new is read, nothing is committed.
+        """
         backoff = 0.2
-        while True:
-            try:
-                return action()
-            except RetryableError as exc:
-                self.stats.retries += 1
-                log.warning("batch not stored, retrying", error=exc.message, retry_in=backoff)
-            if self._stop.wait(backoff):
-                return None
-            backoff = min(backoff * 2, MAX_BACKOFF)
+        try:
+            while True:
+                try:
+                    return action()
+                except RetryableError as exc:
+                    self.stats.retries += 1
+                    metrics.STORE_RETRIES.inc()
+                    log.warning("batch not stored; consumption paused, retrying", error=exc.message, retry_in=backoff)
+                self._pause()
+                if self._wait_polling(backoff):
+                    return None
+                backoff = min(backoff * 2, MAX_BACKOFF)
+        finally:
+            self._resume()
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self._consumer.pause(self._consumer.assignment() or [])
+            self._paused = True
+            metrics.CONSUMPTION_PAUSED.set(1)
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._consumer.resume(self._consumer.assignment())
+            self._paused = False
+            metrics.CONSUMPTION_PAUSED.set(0)
+            log.info("consumption resumed")
+
+    def _wait_polling(self, seconds: float) -> bool:
+        """Wait `seconds` while serving the group (rebalances, liveness); True if stopping.
+
+        Records can still arrive from partitions assigned during the pause: those are
+        rewound (seek back) and paused too, to be read once the store is back.
+        """
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            arrived = [m for m in self._consumer.consume(num_messages=1000, timeout=min(left, 0.5)) if m.error() is None]
+            if arrived:
+                self._rewind(arrived)
+        return True
+
+    def _rewind(self, messages: list[Message]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for message in messages:
+            key = (message.topic(), message.partition())
+            first[key] = min(first.get(key, message.offset()), message.offset())
+        partitions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in first.items()]
+        self._consumer.pause(partitions)
+        for tp in partitions:
+            self._consumer.seek(tp)
 
     def _commit(self, batch: Batch) -> None:
         offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
@@ -155,6 +243,20 @@ class Worker:
             return
         for tp in offsets:
             self.stats.committed[tp.partition] = tp.offset
+
+    def _on_stats(self, stats_json: str) -> None:
+        """librdkafka's statistics (every STATS_INTERVAL_MS while polling): lag of our partitions."""
+        self.polled_at = time.monotonic()
+        try:
+            topic = json.loads(stats_json).get("topics", {}).get(self.settings.topic, {})
+        except ValueError:
+            return
+        lag = sum(
+            max(p.get("consumer_lag", -1), 0)
+            for p in topic.get("partitions", {}).values()
+            if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")
+        )
+        metrics.CONSUMER_LAG.set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.set()

@@ -6,21 +6,30 @@ future through `call_soon_threadsafe`. The local queue is bounded
 (`STREAMTRACK_PRODUCER_QUEUE_MAX`): when it is full, or the broker does not acknowledge
 within `message.timeout.ms`, the caller gets BrokerUnavailable (-> 503 + Retry-After)
 instead of the process growing without bound.
+
+A fatal producer error (e.g. the idempotent producer's state lost because the broker lost
+its data, as the local in-memory broker does on a restart) makes librdkafka's producer
+unusable for good; the poll thread then replaces it, so the API recovers by itself.
+Each send runs in a producer span whose `traceparent` goes into every record's headers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from opentelemetry.trace import SpanKind, StatusCode
 
 from streamtrack.config import Settings
 from streamtrack.errors import BrokerUnavailable
 from streamtrack.events import Event, encode_event
 from streamtrack.kafka.admin import client_config
+from streamtrack.telemetry import metrics
+from streamtrack.telemetry.tracing import inject_headers, tracer
 
 log = structlog.get_logger(__name__)
 
@@ -81,20 +90,22 @@ class EventProducer:
         self.topic = settings.topic
         self.retry_after = 1 + settings.produce_timeout_ms // 2000
         self._timeout = settings.produce_timeout_ms / 1000
-        self._producer = Producer(
-            client_config(
-                settings,
-                **{
-                    "enable.idempotence": True,  # implies acks=all, bounded in-flight, no duplicates on retry
-                    "acks": "all",
-                    "compression.type": "lz4",
-                    "linger.ms": settings.producer_linger_ms,
-                    "message.timeout.ms": settings.produce_timeout_ms,
-                    "queue.buffering.max.messages": settings.producer_queue_max,
-                    "client.id": "streamtrack-api",
-                },
-            )
+        self._config = client_config(
+            settings,
+            **{
+                "enable.idempotence": True,  # implies acks=all, bounded in-flight, no duplicates on retry
+                "acks": "all",
+                "compression.type": "lz4",
+                "linger.ms": settings.producer_linger_ms,
+                "message.timeout.ms": settings.produce_timeout_ms,
+                "queue.buffering.max.messages": settings.producer_queue_max,
+                "client.id": "streamtrack-api",
+                "error_cb": self._on_error,
+            },
         )
+        self._fatal = threading.Event()
+        self._producer = Producer(self._config)
+        metrics.PRODUCER_QUEUE.set_function(self.pending)
         self.delivered: dict[int, int] = {}
         """partition -> highest offset acknowledged; lets the dev mode drain exactly."""
         self._running = True
@@ -122,30 +133,60 @@ class EventProducer:
         only the last one wakes the event loop, so a 1,000-event batch costs one wake-up.
         """
         pending = _Pending(asyncio.get_running_loop(), len(events))
-        for index, event in enumerate(events):
-            try:
-                self._producer.produce(
-                    self.topic,
-                    value=encode_event(event),
-                    key=event.partition_key.encode(),
-                    headers=HEADERS,
-                    on_delivery=pending.reporter(index, self.delivered),
-                )
-            except BufferError:
-                pending.fail(index, "too many events are waiting for the broker")
-            except KafkaException as exc:
-                pending.fail(index, f"the broker refused the event: {exc}")
-        if not pending.future.done():
-            # librdkafka reports every message by message.timeout.ms; the margin covers the poll interval.
-            await asyncio.wait([pending.future], timeout=self._timeout + 2)
+        started = time.perf_counter()
+        with tracer().start_as_current_span(
+            f"publish {self.topic}", kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic,
+                        "messaging.operation.type": "publish", "messaging.batch.message_count": len(events)},
+        ) as span:
+            headers = inject_headers(HEADERS)
+            producer = self._producer
+            for index, event in enumerate(events):
+                try:
+                    producer.produce(
+                        self.topic,
+                        value=encode_event(event),
+                        key=event.partition_key.encode(),
+                        headers=headers,
+                        on_delivery=pending.reporter(index, self.delivered),
+                    )
+                except BufferError:
+                    pending.fail(index, "too many events are waiting for the broker")
+                except KafkaException as exc:
+                    pending.fail(index, f"the broker refused the event: {exc}")
+            if not pending.future.done():
+                # librdkafka reports every message by message.timeout.ms; the margin covers the poll interval.
+                await asyncio.wait([pending.future], timeout=self._timeout + 2)
+            failed = sum(error is not None for error in pending.errors())
+            if failed:
+                span.set_status(StatusCode.ERROR, f"{failed} of {len(events)} events not acknowledged")
+        metrics.PRODUCE_LATENCY.observe(time.perf_counter() - started)
         return [
             None if error is None else BrokerUnavailable(error, retry_after=self.retry_after)
             for error in pending.errors()
         ]
 
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's client-level errors (its thread); a fatal one retires the producer."""
+        if error.fatal():
+            log.error("producer failed for good; replacing it", error=error.str())
+            self._fatal.set()
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            log.warning("no broker reachable; events get 503 until one is back", error=error.str())
+
     def _poll(self) -> None:
         while self._running:
+            if self._fatal.is_set():
+                self._replace_producer()
             self._producer.poll(0.05)
+
+    def _replace_producer(self) -> None:
+        """A fresh producer for new sends; the old one's unacknowledged events fail (-> 503)."""
+        old, self._producer = self._producer, Producer(self._config)
+        self._fatal.clear()
+        old.purge()  # in-flight and queued messages are reported as failed to their waiting requests
+        old.poll(0)
+        log.info("producer replaced")
 
     def pending(self) -> int:
         """Events handed to librdkafka and not yet acknowledged."""

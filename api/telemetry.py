@@ -1,0 +1,80 @@
+"""Request telemetry for the API: a server span, a log line and metrics per request; `GET /metrics`.
+
+`RequestTelemetry` wraps the whole ASGI app, outside Litestar's routing and error handling,
+so it sees every request with its final status, unknown routes and 500s included. It
+continues a caller's trace when the request carries a W3C `traceparent`. Routes are
+labelled by their template (`/activities`, not the URL with its query), and unknown paths
+as one value, so a scanner cannot blow up the metrics' label sets.
+Request logs carry method, path, status and latency, never bodies or query strings (they
+may hold personal data).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from litestar import Response, get
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.propagate import extract
+from opentelemetry.trace import SpanKind, StatusCode
+
+from streamtrack.telemetry import metrics
+from streamtrack.telemetry.tracing import tracer, tracing_enabled
+
+log = structlog.get_logger("streamtrack.api.requests")
+
+UNMATCHED_ROUTE = "(unmatched)"
+QUIET_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+"""Probes and scrapes, every few seconds: counted, logged only at debug level."""
+
+
+class RequestTelemetry:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        status = 500  # if the app fails before answering, uvicorn answers 500
+        started = time.perf_counter()
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        parent = extract(_headers(scope)) if tracing_enabled() else None
+        with tracer().start_as_current_span(
+            f"{method} {scope['path']}", context=parent, kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": scope["path"]},
+        ) as span:
+            try:
+                await self.app(scope, receive, send_and_note)
+            finally:
+                route = scope.get("path_template") or UNMATCHED_ROUTE
+                seconds = time.perf_counter() - started
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                metrics.HTTP_LATENCY.labels(method, route).observe(seconds)
+                level = log.debug if scope["path"] in QUIET_PATHS else log.info
+                level("request", method=method, path=scope["path"], status=status, ms=round(seconds * 1000, 2))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", [])}
+
+
+@get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=True, sync_to_thread=False)
+def prometheus_metrics() -> Response[Any]:
+    """Every metric of this process (API, and the worker too in `streamtrack dev`) in Prometheus' text format."""
+    body, content_type = metrics.metrics_text()
+    return Response(body, media_type=content_type)
