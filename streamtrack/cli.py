@@ -1,4 +1,4 @@
-"""The `streamtrack` command: dev, api, worker, migrate, config, smoke.
+"""The `streamtrack` command: dev, api, worker, migrate, config, smoke, loadgen.
 
 Settings come from the environment (see `streamtrack.config`); the few flags here are
 conveniences that override them for one run.
@@ -17,6 +17,8 @@ import structlog
 
 from streamtrack.config import Settings, load_settings, settings_table
 from streamtrack.errors import ConfigError, RetryableError
+from streamtrack.loadgen.command import add_arguments as add_loadgen_arguments
+from streamtrack.loadgen.command import run as run_loadgen
 from streamtrack.telemetry import configure_logging, configure_tracing, shutdown_tracing
 
 log = structlog.get_logger(__name__)
@@ -33,12 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--data-dir", help="embedded ClickHouse data folder (STREAMTRACK_DATA_DIR)")
     commands.add_parser("worker", help="consume events from Kafka into ClickHouse")
     commands.add_parser("migrate", help="create or update the ClickHouse schema, then exit")
+    operator = commands.add_parser("operator", help="scale the workers on Kafka consumer lag (kopf)")
+    operator.add_argument("--namespace", dest="operator_namespace", metavar="NS", help="namespace served (STREAMTRACK_OPERATOR_NAMESPACE)")
     config = commands.add_parser("config", help="print the settings in effect")
     config.add_argument("--markdown", action="store_true", help="print the README's settings table instead")
     smoke = commands.add_parser("smoke", help="track one event on a deployment and wait until /activities has it")
     smoke.add_argument("--url", required=True, help="the API's base URL, e.g. https://streamtrack.example.com")
     smoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the event (default 120)")
     smoke.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
+    loadgen = commands.add_parser("loadgen", help="send realistic traffic at a target rate; report rate, errors, latency")
+    add_loadgen_arguments(loadgen)
     return parser
 
 
@@ -49,8 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "smoke":
         return _smoke(args)
+    if args.command == "loadgen":
+        return run_loadgen(args)
     try:
-        overrides = {k: v for k in ("host", "port", "data_dir") if (v := getattr(args, k, None)) is not None}
+        overrides = {k: v for k in ("host", "port", "data_dir", "operator_namespace") if (v := getattr(args, k, None)) is not None}
         settings = load_settings(**overrides)
     except ConfigError as exc:
         print(f"streamtrack: {exc}", file=sys.stderr)
@@ -120,6 +128,12 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
+def _operator(settings: Settings) -> int:
+    from streamtrack.operator.handlers import run
+
+    return run(settings.operator_namespace, settings.operator_metrics_port, settings.operator_liveness_port)
+
+
 def _smoke(args: argparse.Namespace) -> int:
     """Needs no settings: it only talks HTTP to the deployment named by --url."""
     from streamtrack.smoke import SmokeFailure, parse_headers, run_smoke
@@ -153,7 +167,8 @@ def _redacted(name: str, value: object) -> object:
 
 
 TRACED = {"api", "worker", "dev"}
-COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config}
+COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config,
+            "operator": _operator}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -181,6 +181,16 @@ SETTINGS: dict[str, Setting] = {
         "OTEL_TRACES_EXPORTER", "none", _choice("none", "otlp", "console"),
         "Traces: `none` (off, no cost), `otlp` (OTLP/HTTP, configured by the standard `OTEL_EXPORTER_OTLP_*` variables) or `console`.",
     ),
+    "operator_namespace": Setting(
+        "STREAMTRACK_OPERATOR_NAMESPACE", "default", _name,
+        "Namespace whose WorkerAutoscalers the operator serves (`streamtrack operator --namespace`).",
+    ),
+    "operator_metrics_port": Setting(
+        "STREAMTRACK_OPERATOR_METRICS_PORT", "9102", _int(1, 65535), "Port of the operator's Prometheus `/metrics`."
+    ),
+    "operator_liveness_port": Setting(
+        "STREAMTRACK_OPERATOR_LIVENESS_PORT", "8080", _int(1, 65535), "Port of the operator's (kopf's) `/healthz`."
+    ),
 }
 
 
@@ -211,6 +221,9 @@ class Settings:
     log_level: str
     worker_metrics_port: int
     traces_exporter: str
+    operator_namespace: str
+    operator_metrics_port: int
+    operator_liveness_port: int
 
     @property
     def embedded(self) -> bool:

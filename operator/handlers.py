@@ -1,0 +1,71 @@
+"""kopf wiring: start-up settings (peering), the per-resource timer, clean-up on delete.
+
+The handlers are thin: the timer asks the `Reconciler` (kept in kopf's memo) whether the
+resource's poll interval has passed and, if so, reconciles it. kopf's timers have one fixed
+interval, so the timer ticks every TICK_SECONDS and each resource's own
+`pollIntervalSeconds` is honoured through `lastPollTime` in its status.
+Leader election is kopf's peering: every replica joins the `streamtrack` KopfPeering
+with a random priority; only the highest acts, the others pause, and when the leader stops
+its entry expires and the next one takes over. Peering is mandatory: with no peering
+resource the operator waits rather than risk two replicas scaling at once (kopf freezes
+all replicas of equal priority, hence the random priority).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from streamtrack.operator import metrics
+from streamtrack.operator.reconciler import Reconciler, Target
+from streamtrack.operator.resource import GROUP, PLURAL, VERSION
+
+TICK_SECONDS = 5.0
+PEERING_NAME = "streamtrack"
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.peering.name = PEERING_NAME
+    settings.peering.mandatory = True
+    settings.peering.priority = random.randint(1, 1_000_000)
+    settings.posting.level = logging.WARNING  # kopf's own events: only problems; decisions are ours
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK_SECONDS)
+def autoscale(
+    spec: Any, status: Any, name: str, namespace: str, uid: str, meta: Any, memo: kopf.Memo,
+    logger: logging.Logger | kopf.Logger, **_: Any,
+) -> None:
+    reconciler: Reconciler = memo["reconciler"]
+    status = dict(status or {})
+    if not reconciler.due(spec, status):
+        return
+    target = Target(namespace, name, uid, (meta or {}).get("generation"))
+    outcome = reconciler.reconcile(target, dict(spec or {}), status)
+    logger.info(outcome.status.get("lastDecision", ""))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def forget(name: str, namespace: str, **_: Any) -> None:
+    """Drop the metrics of a deleted resource (optional: no finalizer blocks deletion)."""
+    metrics.forget(namespace, name)
+
+
+def run(namespace: str, metrics_port: int, liveness_port: int) -> int:
+    """Run the operator in `namespace` until stopped (SIGTERM/SIGINT, handled by kopf)."""
+    from streamtrack.operator.kube import KubernetesApi
+
+    metrics.serve(metrics_port)
+    kopf.run(
+        namespaces=[namespace],
+        clusterwide=False,
+        standalone=False,
+        peering_name=PEERING_NAME,
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+        memo=kopf.Memo(reconciler=Reconciler(KubernetesApi())),
+    )
+    return 0
