@@ -15,12 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -P -m pip install --quiet -c constraints.txt -e '.[dev,test]'
 	@touch $(STAMP)
 
+# The dashboard's browser test drives Debian's Chromium (Playwright's own download is not used).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	scripts/apt-install chromium
+
 install: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/streamtrack dev
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -6,17 +6,22 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from streamtrack.api.activities import activities
+from streamtrack.api.dashboard import DASHBOARD_ROUTES
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
 from streamtrack.api.ingest import batch, track
 from streamtrack.api.openapi import docs_assets_router, openapi_config
+from streamtrack.api.pipeline import pipeline_status
 from streamtrack.api.services import Services
 
 
 def create_app(services: Services) -> Litestar:
     """The app around already-opened services (the caller opens and closes them)."""
     return Litestar(
-        route_handlers=[track, batch, activities, healthz, readyz, docs_assets_router()],
+        route_handlers=[
+            track, batch, activities, healthz, readyz, docs_assets_router(),
+            pipeline_status, *DASHBOARD_ROUTES,
+        ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=openapi_config(),

@@ -135,6 +135,7 @@ def _print_banner(settings: Settings) -> None:
         f"""
 StreamTrack dev is running (Ctrl-C to drain and stop)
 
+  Dashboard      {base}/dashboard
   API            {base}
   API docs       {base}/schema/swagger
   Recent events  {base}/activities

@@ -1,0 +1,288 @@
+// The StreamTrack dashboard: every panel polls its JSON endpoint every few seconds while the
+// tab is visible. Panels fail on their own: an error shows in the panel, the others go on.
+
+import { getJSON, sendJSON, timeRange } from "./api.js";
+import { onThemeChange, palette, render } from "./charts.js";
+
+const REFRESH_MS = 3000;
+const FEED_SIZE = 20;
+const number = new Intl.NumberFormat();
+const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
+const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+const state = {
+  range: Number($("#range").value),
+  interval: $("#interval").value,
+  groupBy: $("#group-by").value,
+  dimension: $("#dimension").value,
+  steps: parseSteps($("#funnel-steps").value),
+  loadgen: document.body.dataset.loadgen === "true",
+  seen: new Set(), // event ids already in the feed, to highlight the new ones
+  refreshes: 0,
+  busy: false,
+};
+// For people debugging in the console, and for the browser test.
+window.streamtrack = { state, refresh };
+
+function parseSteps(text) {
+  return text.split(",").map((step) => step.trim()).filter(Boolean);
+}
+
+function formatTime(iso, interval) {
+  const date = new Date(iso);
+  if (interval === "day" || interval === "week") return date.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+function setText(selector, text) {
+  const element = $(selector);
+  if (element) element.textContent = text;
+}
+
+/** Run one panel's refresh; its error shows inside the panel and does not stop the others. */
+async function panel(id, work) {
+  const error = $(`#${id} .error`);
+  try {
+    await work();
+    if (error) error.hidden = true;
+    return true;
+  } catch (exc) {
+    if (error) {
+      error.textContent = exc.message;
+      error.hidden = false;
+    }
+    return false;
+  }
+}
+
+async function overview() {
+  const data = await getJSON("/analytics/overview");
+  for (const key of ["total_events", "unique_users", "unique_sessions", "events_last_5m"]) {
+    setText(`[data-card="${key}"] .value`, number.format(data[key]));
+  }
+  const last = data.last_event_at ? `last event ${new Date(data.last_event_at).toLocaleString()}` : "no events yet";
+  setText('[data-hint="last_event_at"]', last);
+}
+
+async function activeUsers() {
+  const data = await getJSON("/analytics/active-users", { window_minutes: 5 });
+  setText('[data-card="active_now"] .value', number.format(data.active_now));
+  setText('[data-hint="window"]', `users in the last ${data.window_minutes} min`);
+  setText('[data-card="dau"] .value', `${number.format(data.dau)} / ${number.format(data.wau)} / ${number.format(data.mau)}`);
+  setText('[data-hint="date"]', `on ${data.date}`);
+}
+
+async function timeseries() {
+  const params = { ...timeRange(state.range), interval: state.interval, group_by: state.groupBy, top: state.groupBy ? 5 : "" };
+  const data = await getJSON("/analytics/timeseries", params);
+  const colors = palette();
+  const labels = (data.series[0]?.points ?? []).map((point) => formatTime(point.t, data.interval));
+  const datasets = data.series.map((series, index) => ({
+    label: series.name === "all" ? "Events" : series.name,
+    data: series.points.map((point) => point.events),
+    borderColor: colors[index % colors.length],
+    backgroundColor: colors[index % colors.length] + "33",
+    fill: data.series.length === 1,
+    tension: 0.25,
+    pointRadius: 0,
+    borderWidth: 2,
+  }));
+  if (data.series.length === 1) {
+    datasets.push({
+      label: "Users", data: data.series[0].points.map((point) => point.users), borderColor: colors[1],
+      backgroundColor: colors[1], fill: false, tension: 0.25, pointRadius: 0, borderWidth: 2, borderDash: [4, 3],
+    });
+  }
+  render($("#timeseries-chart"), {
+    type: "line",
+    data: { labels, datasets },
+    options: {
+      maintainAspectRatio: false, animation: false, interaction: { mode: "index", intersect: false },
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12 } } },
+      plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+    },
+  });
+  $("#timeseries-chart").dataset.interval = data.interval;
+}
+
+async function breakdown() {
+  const data = await getJSON("/analytics/breakdown", { ...timeRange(state.range), dimension: state.dimension, limit: 10 });
+  const colors = palette();
+  render($("#breakdown-chart"), {
+    type: "bar",
+    data: {
+      labels: data.rows.map((row) => row.value || "(none)"),
+      datasets: [
+        { label: "Events", data: data.rows.map((row) => row.events), backgroundColor: colors[0], borderRadius: 4 },
+        { label: "Users", data: data.rows.map((row) => row.users), backgroundColor: colors[1], borderRadius: 4 },
+      ],
+    },
+    options: {
+      indexAxis: "y", maintainAspectRatio: false, animation: false,
+      scales: { x: { beginAtZero: true, ticks: { precision: 0 } }, y: { ticks: { autoSkip: false } } },
+      plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+    },
+  });
+}
+
+async function topPages() {
+  const data = await getJSON("/analytics/top-pages", { ...timeRange(state.range), limit: 10 });
+  const body = $("#top-pages");
+  body.replaceChildren(...data.rows.map((row) => {
+    const tr = document.createElement("tr");
+    const page = document.createElement("td");
+    page.textContent = row.url || "(no url)";
+    page.title = row.url;
+    const views = document.createElement("td");
+    views.className = "num";
+    views.textContent = number.format(row.views);
+    const visitors = document.createElement("td");
+    visitors.className = "num";
+    visitors.textContent = number.format(row.visitors);
+    tr.append(page, views, visitors);
+    return tr;
+  }));
+  if (!data.rows.length) body.innerHTML = '<tr><td colspan="3" class="muted">No page views in this range</td></tr>';
+}
+
+async function funnel() {
+  if (state.steps.length < 2) throw new Error("give 2 to 10 event types, separated by commas");
+  const data = await getJSON("/analytics/funnel", { ...timeRange(state.range), steps: state.steps, window_seconds: 3600 });
+  const colors = palette();
+  render($("#funnel-chart"), {
+    type: "bar",
+    data: {
+      labels: data.steps.map((step) => step.step),
+      datasets: [{ label: "Users", data: data.steps.map((step) => step.users), backgroundColor: colors[0], borderRadius: 4 }],
+    },
+    options: {
+      maintainAspectRatio: false, animation: false,
+      scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
+      plugins: { legend: { display: false } },
+    },
+  });
+  $("#funnel-steps-list").replaceChildren(...data.steps.map((step, index) => {
+    const item = document.createElement("li");
+    item.dataset.step = step.step;
+    const rate = index === 0 ? "" : ` · ${percent.format(step.conversion_from_previous)} of previous, ${percent.format(step.conversion_from_first)} of first`;
+    item.innerHTML = `${escapeHtml(step.step)}: <b>${number.format(step.users)}</b> users${rate}`;
+    return item;
+  }));
+}
+
+function escapeHtml(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
+}
+
+async function feed() {
+  const page = await getJSON("/activities", { limit: FEED_SIZE });
+  const first = state.seen.size === 0;
+  const items = page.data.map((event) => {
+    const item = document.createElement("li");
+    item.dataset.eventId = event.event_id;
+    if (!first && !state.seen.has(event.event_id)) item.className = "new";
+    const who = event.user_id || event.anonymous_id;
+    item.innerHTML = `<time>${escapeHtml(new Date(event.timestamp).toLocaleTimeString([], { hourCycle: "h23" }))}</time>`
+      + `<span class="type">${escapeHtml(event.event_type)}</span>`
+      + `<span class="who">${escapeHtml(who)}${event.url ? " · " + escapeHtml(event.url) : ""}</span>`;
+    return item;
+  });
+  page.data.forEach((event) => state.seen.add(event.event_id));
+  const list = $("#feed");
+  list.replaceChildren(...items);
+  if (!items.length) list.innerHTML = '<li class="muted">No events yet: send one to /track</li>';
+  setTimeout(() => list.querySelectorAll("li.new").forEach((item) => item.classList.remove("new")), 1500);
+}
+
+async function pipeline() {
+  const data = await getJSON("/pipeline/status");
+  const show = (value, format) => (value === null || value === undefined ? "n/a" : format.format(value));
+  setText('[data-stat="ingest_rate_per_s"]', show(data.ingest_rate_per_s, decimal));
+  setText('[data-stat="consumer_lag"]', show(data.consumer_lag, number));
+  setText('[data-stat="dead_letters"]', show(data.dead_letters, number));
+  for (const key of ["broker_ok", "store_ok"]) {
+    const badge = $(`[data-health="${key}"]`);
+    badge.textContent = data[key] ? "ok" : "down";
+    badge.className = `health ${data[key] ? "ok" : "bad"}`;
+  }
+  const problems = Object.entries(data.errors ?? {}).map(([source, message]) => `${source}: ${message}`);
+  if (problems.length) throw new Error(problems.join("; "));
+}
+
+async function loadgenStatus() {
+  const data = await getJSON("/dev/loadgen");
+  showLoadgen(data);
+}
+
+function showLoadgen(data) {
+  document.querySelectorAll("#loadgen [data-rate]").forEach((button) => {
+    button.classList.toggle("active", Boolean(data.running) && Number(button.dataset.rate) === data.rate);
+  });
+  const status = $("#loadgen-status");
+  status.dataset.running = String(Boolean(data.running));
+  status.textContent = data.running
+    ? `running at ${number.format(data.rate)}/s: achieved ${decimal.format(data.achieved_rate)}/s, ` +
+      `${number.format(data.accepted)} accepted, ${number.format(data.errors)} errors, p95 ${decimal.format(data.p95_ms)} ms`
+    : `stopped${data.sent ? `: ${number.format(data.accepted)} of ${number.format(data.sent)} accepted last run` : ""}`;
+}
+
+async function refresh() {
+  if (state.busy || document.visibilityState === "hidden") return;
+  state.busy = true;
+  const results = await Promise.all([
+    panel("timeseries-panel", timeseries),
+    panel("pipeline-panel", pipeline),
+    panel("breakdown-panel", breakdown),
+    panel("top-pages-panel", topPages),
+    panel("funnel-panel", funnel),
+    panel("feed-panel", feed),
+    panel("overview", async () => { await Promise.all([overview(), activeUsers()]); }),
+    ...(state.loadgen ? [panel("loadgen", loadgenStatus)] : []),
+  ]);
+  state.busy = false;
+  state.refreshes += 1;
+  const live = $("#live");
+  const ok = results.every(Boolean);
+  live.className = `live ${ok ? "ok" : "bad"}`;
+  setText("#updated", `${ok ? "live" : "some panels failed"} · ${new Date().toLocaleTimeString()}`);
+  document.body.dataset.refreshes = String(state.refreshes);
+}
+
+function bindControls() {
+  const onChange = (selector, key, parse = (value) => value) => {
+    $(selector).addEventListener("change", (event) => {
+      state[key] = parse(event.target.value);
+      refresh();
+    });
+  };
+  onChange("#range", "range", Number);
+  onChange("#interval", "interval");
+  onChange("#group-by", "groupBy");
+  onChange("#dimension", "dimension");
+  $("#funnel-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.steps = parseSteps($("#funnel-steps").value);
+    refresh();
+  });
+  document.addEventListener("visibilitychange", refresh);
+  onThemeChange(refresh);
+  if (!state.loadgen) return;
+  $("#loadgen").hidden = false;
+  $("#loadgen").addEventListener("click", async (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    await panel("loadgen", async () => {
+      if (button.dataset.stop !== undefined) await sendJSON("DELETE", "/dev/loadgen");
+      else await sendJSON("POST", "/dev/loadgen", { rate: Number(button.dataset.rate) });
+      await loadgenStatus();
+    });
+  });
+}
+
+bindControls();
+refresh();
+setInterval(refresh, REFRESH_MS);

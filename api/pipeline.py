@@ -1,0 +1,108 @@
+"""`GET /pipeline/status`: is the pipeline keeping up? The dashboard's health panel polls it.
+
+Four numbers from their sources of truth: the ingest rate from ClickHouse (events received
+in the last minute), the workers' consumer lag and the dead-letter count from Kafka's
+offsets. A source that does not answer makes its `*_ok` false and its numbers null, with
+the reason in `errors`: a status report always answers 200, since it exists to show
+failures. Readings are kept for a second, so many open dashboards cost one reading.
+
+Caveat in dev: the local Tansu broker reports a partition's high watermark as the base
+offset of its last record batch + 1, so lag and dead letters can under-count there until
+the next batch lands. Production Kafka reports exact watermarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import msgspec
+from confluent_kafka.admin import AdminClient
+from litestar import get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+
+from streamtrack.api.services import Services
+from streamtrack.config import Settings
+from streamtrack.errors import RetryableError
+from streamtrack.kafka.admin import client_config
+from streamtrack.kafka.lag_reader import lag_admin_client, read_lag
+from streamtrack.kafka.offsets import end_offsets, existing_partitions
+from streamtrack.store import EventStore
+from streamtrack.store.ingest_rate import WINDOW_S, ingest_rate
+
+KAFKA_TIMEOUT_S = 2.0
+CACHE_S = 1.0
+
+
+class PipelineStatus(msgspec.Struct):
+    ingest_rate_per_s: float | None
+    """Distinct events received in the last minute, per second (null: ClickHouse did not answer)."""
+    consumer_lag: int | None
+    """Records in the events topic the workers have not committed yet (null: Kafka did not answer)."""
+    dead_letters: int | None
+    """Records ever written to the dead-letter topic (its high watermarks)."""
+    broker_ok: bool
+    store_ok: bool
+    errors: dict[str, str] = {}
+    """Why a source is not ok, by source ("broker", "store")."""
+
+
+class StatusReader:
+    """Reads the status; one per app, holding one Kafka admin client for all requests."""
+
+    def __init__(self, settings: Settings, store: EventStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._admin: AdminClient | None = None
+        self._lock = threading.Lock()
+        self._cached: tuple[float, PipelineStatus] | None = None
+
+    async def read(self) -> PipelineStatus:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+            return cached[1]
+        (lag, letters, broker_error), (rate, store_error) = await asyncio.gather(
+            asyncio.to_thread(self._read_kafka), asyncio.to_thread(self._read_store)
+        )
+        errors = {name: error for name, error in (("broker", broker_error), ("store", store_error)) if error}
+        status = PipelineStatus(
+            ingest_rate_per_s=rate, consumer_lag=lag, dead_letters=letters,
+            broker_ok=broker_error is None, store_ok=store_error is None, errors=errors,
+        )
+        self._cached = (time.monotonic(), status)
+        return status
+
+    def _read_kafka(self) -> tuple[int | None, int | None, str | None]:
+        settings = self.settings
+        try:
+            with self._lock:
+                if self._admin is None:
+                    self._admin = lag_admin_client(client_config(settings))  # never re-creates a topic
+            lag = read_lag(self._admin, settings.consumer_group, settings.topic, timeout=KAFKA_TIMEOUT_S)
+            if not lag.exists:
+                return None, None, f"topic {settings.topic!r} does not exist"
+            dlq_partitions = existing_partitions(self._admin, settings.dlq_topic, KAFKA_TIMEOUT_S)
+            letters = 0
+            if dlq_partitions:
+                ends = end_offsets(self._admin, settings.dlq_topic, KAFKA_TIMEOUT_S, of=dlq_partitions)
+                letters = sum(ends.values())
+            return lag.total, letters, None
+        except RetryableError as exc:
+            return None, None, exc.message
+
+    def _read_store(self) -> tuple[float | None, str | None]:
+        try:
+            return round(ingest_rate(self.store, WINDOW_S), 2), None
+        except RetryableError as exc:
+            return None, exc.message
+
+
+@get("/pipeline/status", tags=["dashboard"], summary="Ingest rate, consumer lag, dead letters, health")
+async def pipeline_status(services: NamedDependency[Services], state: State) -> PipelineStatus:
+    """Always 200: a source that fails is reported as not ok, with its reason in `errors`."""
+    reader = state.get("pipeline_status_reader")
+    if reader is None:
+        reader = state["pipeline_status_reader"] = StatusReader(services.settings, services.store)
+    return await reader.read()
