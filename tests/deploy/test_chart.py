@@ -15,7 +15,7 @@ import helm_python
 import pytest
 
 from streamtrack.config import SETTINGS
-from tests.deploy.chart import chart_tool
+from tests.deploy.scripts import chart_tool
 
 # Settings agreed in contracts.md that the operator/worker engineers are adding to config.py.
 CONTRACT_SETTINGS = {"STREAMTRACK_WORKER_METRICS_PORT", "STREAMTRACK_OPERATOR_METRICS_PORT", "STREAMTRACK_OPERATOR_NAMESPACE"}
