@@ -1,4 +1,8 @@
 """The operator: scales the worker Deployment on Kafka consumer lag (kopf).
 
-Not built yet (issue 4). It will reuse `streamtrack.kafka.offsets` for the lag it reads.
+- `resource`: the WorkerAutoscaler custom resource and its spec (defaults, validation);
+- `policy`: lag and rates -> replicas, pure code;
+- `reconciler`: one poll of one resource (read lag, decide, scale, record);
+- `kube`: the thin seam to the Kubernetes API; `handlers`: the kopf wiring; `metrics`.
+Run it with `streamtrack operator --namespace NS`.
 """

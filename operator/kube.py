@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 from typing import Any, Protocol
 
+from streamtrack.errors import ConfigError
 from streamtrack.operator.resource import GROUP, KIND, PLURAL, VERSION
 
 COMPONENT = "streamtrack-operator"
@@ -43,7 +44,10 @@ class KubernetesApi:
         try:
             kubernetes.config.load_incluster_config()
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()
+            try:
+                kubernetes.config.load_kube_config()
+            except kubernetes.config.ConfigException as exc:
+                raise ConfigError(f"no Kubernetes API to talk to (not in a pod, no kubeconfig): {exc}") from exc
         self._apps = kubernetes.client.AppsV1Api()
         self._core = kubernetes.client.CoreV1Api()
         self._custom = kubernetes.client.CustomObjectsApi()

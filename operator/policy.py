@@ -70,6 +70,51 @@ class Decision:
         return "scale_down" if self.desired < self.current else "hold"
 
 
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """What one poll saw: sums of the partitions' offsets, the lag, the replicas working on it."""
+
+    t: float
+    end_total: int  # sum of high watermarks: grows with production
+    consumed_total: int  # sum of the positions lag counts from: grows with consumption
+    lag: int
+    partitions_with_lag: int
+    replicas: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    produce_per_s: float = 0.0
+    consume_per_s: float = 0.0
+    growth_per_s: float = 0.0
+    per_replica_per_s: float | None = None
+
+
+def measure_rates(
+    previous: Sample | None, sample: Sample, lag_per_replica: int, per_replica_per_s: float | None = None
+) -> Rates:
+    """Rates between two polls, and the throughput of one replica when it can be measured.
+
+    A replica's full speed is only visible when every replica had work during the whole
+    interval (a backlog of at least `lag_per_replica` at both polls, a partition with lag per
+    replica, the same replicas): otherwise consumption equals production and says nothing
+    about capacity. Until then the last measurement (`per_replica_per_s`) is kept.
+    """
+    if previous is None or sample.t <= previous.t:
+        return Rates(per_replica_per_s=per_replica_per_s)
+    elapsed = sample.t - previous.t
+    produced = max(0.0, (sample.end_total - previous.end_total) / elapsed)  # < 0: the topic was re-created
+    consumed = max(0.0, (sample.consumed_total - previous.consumed_total) / elapsed)
+    busy = (
+        min(previous.lag, sample.lag) >= lag_per_replica
+        and sample.partitions_with_lag >= sample.replicas > 0
+        and previous.replicas == sample.replicas
+        and consumed > 0
+    )
+    per_replica = consumed / sample.replicas if busy else per_replica_per_s
+    return Rates(produced, consumed, (sample.lag - previous.lag) / elapsed, per_replica)
+
+
 def clamp(value: int, low: int, high: int) -> int:
     return max(low, min(value, high))
 

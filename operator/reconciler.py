@@ -25,7 +25,7 @@ from streamtrack.errors import BrokerUnavailable, ConfigError
 from streamtrack.kafka.lag_reader import TopicLag, lag_admin_client, read_lag
 from streamtrack.operator import metrics
 from streamtrack.operator.kube import Kube
-from streamtrack.operator.policy import Decision, Observation, Recommendation, decide
+from streamtrack.operator.policy import Decision, Observation, Recommendation, Sample, decide, measure_rates
 from streamtrack.operator.resource import WorkerAutoscalerSpec, parse_spec
 
 Clock = Callable[[], float]
@@ -93,21 +93,15 @@ class Reconciler:
     def _decide(self, target: Target, spec: WorkerAutoscalerSpec, status: dict[str, Any], now: float,
                 current: int, report: TopicLag) -> Outcome:
         limits = spec.limits()
-        sample = status.get("sample") or {}
-        produced = consumed = growth = 0.0
-        per_replica = status.get("perReplicaPerSecond")
-        elapsed = now - sample.get("t", now)
-        if elapsed > 0:
-            produced = max(0.0, (report.end_total - sample["endTotal"]) / elapsed)
-            consumed = max(0.0, (report.consumed_total - sample["consumedTotal"]) / elapsed)
-            growth = (report.total - sample["lag"]) / elapsed
-            busy = min(sample["lag"], report.total) >= limits.lag_per_replica and report.partitions_with_lag >= current
-            if busy and sample.get("replicas") == current and current > 0 and consumed > 0:
-                per_replica = consumed / current  # every replica had work all along: its full speed
+        sample = Sample(now, report.end_total, report.consumed_total, report.total, report.partitions_with_lag, current)
+        rates = measure_rates(
+            _sample_from_status(status.get("sample")), sample, limits.lag_per_replica, status.get("perReplicaPerSecond")
+        )
         history = tuple(Recommendation(r["t"], r["replicas"]) for r in status.get("recommendations", []))
         decision = decide(limits, Observation(
             now=now, lag=report.total, partitions_with_lag=report.partitions_with_lag, current=current,
-            growth_per_s=growth, produce_per_s=produced, per_replica_per_s=per_replica,
+            growth_per_s=rates.growth_per_s, produce_per_s=rates.produce_per_s,
+            per_replica_per_s=rates.per_replica_per_s,
         ), history)
         last_scale = status.get("lastScaleTime")
         if decision.desired != current:
@@ -123,18 +117,18 @@ class Reconciler:
             "lag": report.total,
             "partitions": len(report.partitions),
             "partitionsWithLag": report.partitions_with_lag,
-            "producedPerSecond": round(produced, 3),
-            "consumedPerSecond": round(consumed, 3),
-            "estimatedDrainSeconds": round(report.total / consumed, 1) if consumed > 0 else None,
-            "perReplicaPerSecond": round(per_replica, 3) if per_replica else None,
+            "producedPerSecond": round(rates.produce_per_s, 3),
+            "consumedPerSecond": round(rates.consume_per_s, 3),
+            "estimatedDrainSeconds": round(report.total / rates.consume_per_s, 1) if rates.consume_per_s else None,
+            "perReplicaPerSecond": round(rates.per_replica_per_s, 3) if rates.per_replica_per_s else None,
             "recommendedReplicas": decision.recommended,
             "desiredReplicas": decision.desired,
             "currentReplicas": current,
             "lastScaleTime": last_scale,
             "lastPollTime": _iso(now),
             "lastDecision": decision.reason,
-            "sample": {"t": now, "endTotal": report.end_total, "consumedTotal": report.consumed_total,
-                       "lag": report.total, "replicas": decision.desired},
+            # the replicas that will work until the next poll are the ones decided now
+            "sample": _sample_to_status(dataclasses.replace(sample, replicas=decision.desired)),
             "recommendations": [{"t": r.t, "replicas": r.replicas} for r in decision.history],
             "conditions": [
                 _condition(conditions, "Ready", "True", "Scaled" if decision.action != "hold" else "Holding",
@@ -148,7 +142,7 @@ class Reconciler:
         }
         new_status = {k: v for k, v in new_status.items() if v is not None}
         self.kube.patch_status(target.namespace, target.name, new_status)
-        metrics.record(target.namespace, target.name, report, decision, produced, consumed)
+        metrics.record(target.namespace, target.name, report, decision, rates.produce_per_s, rates.consume_per_s)
         return Outcome(new_status, decision, report)
 
     def _hold(self, target: Target, status: dict[str, Any], now: float, reason: str, message: str,
@@ -181,6 +175,21 @@ class Reconciler:
         if key not in self._admins:
             self._admins[key] = lag_admin_client({"bootstrap.servers": spec.kafka.bootstrap_servers, **auth})
         return self._admins[key]
+
+
+def _sample_to_status(sample: Sample) -> dict[str, Any]:
+    return {"t": sample.t, "endTotal": sample.end_total, "consumedTotal": sample.consumed_total, "lag": sample.lag,
+            "partitionsWithLag": sample.partitions_with_lag, "replicas": sample.replicas}
+
+
+def _sample_from_status(saved: dict[str, Any] | None) -> Sample | None:
+    if not saved:
+        return None
+    try:
+        return Sample(saved["t"], saved["endTotal"], saved["consumedTotal"], saved["lag"],
+                      saved.get("partitionsWithLag", 0), saved["replicas"])
+    except KeyError:  # written by another version: start the rates afresh
+        return None
 
 
 def _condition(previous: list[dict[str, Any]], type_: str, status: str, reason: str, message: str,

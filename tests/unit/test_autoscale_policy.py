@@ -10,7 +10,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamtrack.operator.policy import Decision, Limits, Observation, Recommendation, decide, recommend
+from streamtrack.operator.policy import (
+    Decision,
+    Limits,
+    Observation,
+    Rates,
+    Recommendation,
+    Sample,
+    decide,
+    measure_rates,
+    recommend,
+)
 
 EXAMPLES = settings(max_examples=200, deadline=None)
 
@@ -146,3 +156,14 @@ def test_scale_down_waits_for_the_window_then_goes() -> None:
     assert "scale-down stabilisation window" in held.reason
     later = decide(lim, Observation(**{**quiet.__dict__, "now": 301.0}), held.history)
     assert (later.desired, later.action) == (1, "scale_down")
+
+
+def test_rates_and_the_throughput_of_a_busy_replica() -> None:
+    before = Sample(t=0, end_total=10_000, consumed_total=2_000, lag=8_000, partitions_with_lag=6, replicas=4)
+    busy = Sample(t=10, end_total=30_000, consumed_total=14_000, lag=16_000, partitions_with_lag=6, replicas=4)
+    rates = measure_rates(before, busy, lag_per_replica=1_000)
+    assert (rates.produce_per_s, rates.consume_per_s, rates.growth_per_s) == (2_000, 1_200, 800)
+    assert rates.per_replica_per_s == 300  # 1,200/s by 4 replicas that all had work
+    idle = Sample(t=20, end_total=31_000, consumed_total=30_900, lag=100, partitions_with_lag=2, replicas=4)
+    assert measure_rates(busy, idle, 1_000, per_replica_per_s=300).per_replica_per_s == 300  # kept, not 1,690/4
+    assert measure_rates(None, busy, 1_000) == Rates()
