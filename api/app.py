@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.types import ControllerRouterHandler
 
 from streamtrack.api.activities import activities
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
@@ -15,12 +18,16 @@ from streamtrack.api.pipeline import pipeline_status
 from streamtrack.api.services import Services
 
 
-def create_app(services: Services) -> Litestar:
-    """The app around already-opened services (the caller opens and closes them)."""
+def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHandler] = ()) -> Litestar:
+    """The app around already-opened services (the caller opens and closes them).
+
+    `extra_handlers`: routes only some modes serve (`streamtrack dev` adds /dev/loadgen).
+    """
     return Litestar(
         route_handlers=[
             track, batch, activities, healthz, readyz, docs_assets_router(),
             pipeline_status, *DASHBOARD_ROUTES,
+            *extra_handlers,
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

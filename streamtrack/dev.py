@@ -18,10 +18,12 @@ import time
 import structlog
 
 from streamtrack.api import Services, create_app
+from streamtrack.api.loadgen_control import loadgen_router
 from streamtrack.api.server import make_server
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError
 from streamtrack.kafka.local_broker import LocalBroker, port_open
+from streamtrack.loadgen.control import LoadgenControl
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
 
@@ -38,12 +40,13 @@ def run_dev(settings: Settings) -> int:
     services: Services | None = None
     worker: Worker | None = None
     worker_thread: threading.Thread | None = None
+    loadgen = LoadgenControl(_own_url(settings))  # the dashboard's load buttons (/dev/loadgen)
     try:
         broker = _start_broker(settings)
         services = Services.open(settings, store)
         worker = Worker(settings, store)
         worker_thread = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
-        server = make_server(create_app(services), settings.host, settings.port)
+        server = make_server(create_app(services, extra_handlers=[loadgen_router(loadgen)]), settings.host, settings.port)
         worker_thread.start()
         stop_requests = _trap_signals()
         _print_banner(settings)
@@ -55,6 +58,7 @@ def run_dev(settings: Settings) -> int:
     finally:
         # Whatever happened, stop the worker and close the engine before the interpreter
         # exits: chdb crashes at exit while a thread still uses it.
+        loadgen.stop()
         if worker is not None and worker_thread is not None:
             worker.stop()
             worker_thread.join(timeout=30)
@@ -66,6 +70,12 @@ def run_dev(settings: Settings) -> int:
         store.close()
         if broker is not None:
             broker.stop()
+
+
+def _own_url(settings: Settings) -> str:
+    """Where this process serves, as a client on this machine reaches it."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 def _check_port_free(settings: Settings) -> None:
