@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test bench install clean
+.PHONY: dev test bench install clean lint-deploy k8s images push-images deploy smoke
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -30,6 +30,33 @@ test: $(STAMP) $(CHROMIUM)
 
 bench: $(STAMP)
 	$(BIN)/python -P bench/ingest.py
+
+# Deployment (README "Deploy to Kubernetes"). lint-deploy and k8s run offline; tests/deploy runs
+# the same checks in `make test`. images/push-images/deploy/smoke are Jenkins' stages and need
+# docker, helm and a cluster: IMAGE_REGISTRY, IMAGE_TAG (default: the commit), RELEASE, NAMESPACE, API_URL.
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
+export IMAGE_TAG
+
+lint-deploy: $(STAMP)
+	$(BIN)/python -P scripts/chart_tool.py check
+	$(BIN)/python -P scripts/chart_tool.py k8s --check
+	$(BIN)/hadolint Dockerfile.api Dockerfile.worker
+	$(BIN)/python -P scripts/terraform_check.py
+
+k8s: $(STAMP)
+	$(BIN)/python -P scripts/chart_tool.py k8s
+
+images:
+	scripts/build-images.sh
+
+push-images:
+	scripts/build-images.sh --push
+
+deploy:
+	scripts/deploy.sh
+
+smoke: $(STAMP)
+	$(BIN)/streamtrack smoke --url "$$(scripts/api-url.sh)"
 
 clean:
 	rm -rf $(VENV) .streamtrack .pytest_cache
