@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test bench install clean lint-deploy k8s images push-images deploy smoke
+.PHONY: dev test bench install clean lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -57,6 +57,9 @@ deploy:
 
 smoke: $(STAMP)
 	$(BIN)/streamtrack smoke --url "$$(scripts/api-url.sh)"
+
+rollback:
+	helm rollback "$${RELEASE:-streamtrack}" --namespace "$${NAMESPACE:-streamtrack}" --wait
 
 clean:
 	rm -rf $(VENV) .streamtrack .pytest_cache
