@@ -10,7 +10,8 @@ Two steps, each one a function a test can call:
    - zero only when the projected lag is at or under the activation threshold.
 2. `decide`: the Kubernetes HPA's stabilisation applied to the recommendations: scale up to
    the lowest recommendation of the scale-up window, down to the highest of the scale-down
-   window, at most `up_step`/`down_step` replicas per decision, within [min, max]. Scaling
+   window, adding at most max(`up_step`, `up_step_percent` of the current replicas) and
+   removing at most `down_step` per decision, within [min, max]. Scaling
    from zero skips the scale-up window (activation is immediate, as in KEDA).
 The windows read a history of past recommendations that the caller keeps (the operator keeps
 it in the resource's status, so it survives restarts and a change of leader).
@@ -35,6 +36,7 @@ class Limits:
     up_window_s: float = 0.0
     down_window_s: float = 300.0
     up_step: int = 4
+    up_step_percent: int = 100  # or this share of the current replicas, whichever is more (the HPA's default)
     down_step: int = 100
 
 
@@ -157,7 +159,8 @@ def decide(limits: Limits, obs: Observation, history: tuple[Recommendation, ...]
         if desired != raw:
             window = "scale-up" if raw > current else "scale-down"
             reason += f"; held at {desired} by the {window} stabilisation window"
-        stepped = clamp(desired, current - limits.down_step, current + limits.up_step)
+        up_step = max(limits.up_step, math.ceil(current * limits.up_step_percent / 100))
+        stepped = clamp(desired, current - limits.down_step, current + up_step)
         if stepped != desired:
             reason += f"; step limited to {stepped}"
     final = clamp(stepped, limits.min_replicas, limits.max_replicas)

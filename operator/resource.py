@@ -43,6 +43,7 @@ class KafkaSpec(msgspec.Struct, rename="camel", frozen=True):
 class ScaleUp(msgspec.Struct, rename="camel", frozen=True):
     stabilization_window_seconds: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 0
     max_step: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
+    max_step_percent: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
 
 
 class ScaleDown(msgspec.Struct, rename="camel", frozen=True):
@@ -76,6 +77,7 @@ class WorkerAutoscalerSpec(msgspec.Struct, rename="camel", frozen=True):
             up_window_s=float(self.scale_up.stabilization_window_seconds),
             down_window_s=float(self.scale_down.stabilization_window_seconds),
             up_step=self.scale_up.max_step,
+            up_step_percent=self.scale_up.max_step_percent,
             down_step=self.scale_down.max_step,
         )
 

@@ -37,6 +37,7 @@ def limits(draw: st.DrawFn) -> Limits:
         up_window_s=draw(st.sampled_from([0.0, 30.0, 60.0])),
         down_window_s=draw(st.sampled_from([0.0, 60.0, 300.0])),
         up_step=draw(st.integers(1, 10)),
+        up_step_percent=draw(st.sampled_from([0, 50, 100, 200])),
         down_step=draw(st.integers(1, 100)),
     )
 
@@ -167,3 +168,11 @@ def test_rates_and_the_throughput_of_a_busy_replica() -> None:
     idle = Sample(t=20, end_total=31_000, consumed_total=30_900, lag=100, partitions_with_lag=2, replicas=4)
     assert measure_rates(busy, idle, 1_000, per_replica_per_s=300).per_replica_per_s == 300  # kept, not 1,690/4
     assert measure_rates(None, busy, 1_000) == Rates()
+
+
+def test_scale_up_steps_are_four_or_double_whichever_is_more() -> None:
+    lim = Limits(min_replicas=1, max_replicas=100, lag_per_replica=10)
+    busy = {"now": 0.0, "lag": 10_000, "partitions_with_lag": 100}
+    assert decide(lim, Observation(**busy, current=2)).desired == 6  # +4
+    assert decide(lim, Observation(**busy, current=10)).desired == 20  # x2
+    assert decide(Limits(**{**lim.__dict__, "up_step_percent": 0}), Observation(**busy, current=10)).desired == 14
