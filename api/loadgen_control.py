@@ -15,6 +15,7 @@ import msgspec
 from litestar import Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import RawBody
 
 from streamtrack.api.errors import ErrorBody
 from streamtrack.errors import ClientError
@@ -49,7 +50,7 @@ def loadgen_status(loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
 
 @post("/dev/loadgen", status_code=202, tags=["dev"], summary="Start the load generator", responses=_ERRORS,
       sync_to_thread=True)
-def start_loadgen(body: bytes, loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
+def start_loadgen(body: RawBody, loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
     """Start sending `rate` events/s to this API (a running generator is replaced)."""
     request = parse_start(body)
     return loadgen.start(request.rate, request.duration_s)

@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     if args.progress != "json":
         print(f"loadgen: {rate} to {plan.url} ({mode}, {plan.concurrency} in flight, "
               f"{args.users} users, seed {seed}, event ids {run_id}-N)", file=sys.stderr)
-    stats = asyncio.run(_run(plan, traffic, args.progress, args.stop_on_eof))
+    stats = asyncio.run(_run(plan, traffic, args.progress, args.stop_on_eof, {"run_id": run_id, "batch_size": plan.batch_size}))
     if args.progress != "json":
         print(_summary(stats, plan))
     return 1 if stats.errors * 2 > stats.sent else 0
 
 
-async def _run(plan: LoadPlan, traffic: Traffic, progress: str, stop_on_eof: bool) -> LoadStats:
+async def _run(plan: LoadPlan, traffic: Traffic, progress: str, stop_on_eof: bool, about: dict[str, Any]) -> LoadStats:
     from streamtrack.loadgen.sender import run_load
 
     stop = asyncio.Event()
@@ -91,7 +91,7 @@ async def _run(plan: LoadPlan, traffic: Traffic, progress: str, stop_on_eof: boo
         loop.add_signal_handler(sig, stop.set)
     if stop_on_eof:  # the parent (dev mode) went away: stop rather than load nothing forever
         threading.Thread(target=_wait_eof, args=(loop, stop), daemon=True).start()
-    return await run_load(plan, traffic, stop=stop, on_progress=_reporter(progress))
+    return await run_load(plan, traffic, stop=stop, on_progress=_reporter(progress, about))
 
 
 def _wait_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
@@ -99,9 +99,9 @@ def _wait_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     loop.call_soon_threadsafe(stop.set)
 
 
-def _reporter(progress: str) -> Any:
-    if progress == "json":
-        return lambda status: print(json.dumps(status), flush=True)
+def _reporter(progress: str, about: dict[str, Any]) -> Any:
+    if progress == "json":  # with the run's id and batch size: the dashboard shows them
+        return lambda status: print(json.dumps({**status, **about}), flush=True)
     if progress == "text":
         from streamtrack.loadgen.stats import progress_line
 
