@@ -133,3 +133,25 @@ def test_the_peering_crd_is_kopfs_namespaced_peering() -> None:
     assert (crd["spec"]["group"], crd["spec"]["scope"], crd["spec"]["names"]["kind"]) == (
         "kopf.dev", "Namespaced", "KopfPeering"
     )
+
+
+def test_the_kind_manifests_are_valid_offline() -> None:
+    """Built-in kinds against Kubernetes' own schemas (strict: no unknown fields); our
+    resources against our CRD; the CRDs themselves as CustomResourceDefinitions."""
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    crds = [CRD, ROOT / "helm/streamtrack/crds/kopfpeerings.kopf.dev.yaml"]
+    manifests = sorted((ROOT / "operator/examples/kind").glob("*.yaml")) + [SAMPLE]
+    kinds = []
+    for path in crds + manifests:
+        for doc in yaml.safe_load_all(path.read_text()):
+            kinds.append(doc["kind"])
+            if doc["kind"] == "WorkerAutoscaler":
+                jsonschema.validate(doc, _schema())
+                parse_spec(doc["spec"])
+            elif doc["kind"] == "KopfPeering":
+                assert doc["apiVersion"] == "kopf.dev/v1" and doc["metadata"]["name"] == "streamtrack"
+            elif doc["kind"] != "Cluster":  # kind's own cluster config is not a Kubernetes object
+                kubernetes_validate.validate(doc, version, strict=True)
+    assert kinds.count("WorkerAutoscaler") == 2 and "KopfPeering" in kinds and "ClusterRole" in kinds
