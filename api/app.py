@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from streamtrack.api.activities import activities
+from streamtrack.api.analytics import ANALYTICS_HANDLERS
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
@@ -27,6 +28,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
         route_handlers=[
             track, batch, activities, healthz, readyz, docs_assets_router(),
             pipeline_status, *DASHBOARD_ROUTES,
+            *ANALYTICS_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
