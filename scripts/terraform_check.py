@@ -54,10 +54,9 @@ def config_problems(folder: Path) -> list[str]:
                  if not v["DescriptionSet"] or not v["Type"]]
     problems += [f"{where}: output {name} has no description" for name, o in (module["Outputs"] or {}).items()
                  if not o["Description"]]
-    for name, call in (module["ModuleCalls"] or {}).items():
-        source = re.search(r'source\s*=\s*"([^"]+)"', (folder / "main.tf").read_text())
-        if source and source.group(1).startswith(".") and not (folder / source.group(1)).is_dir():
-            problems.append(f"{where}: module {name} source {source.group(1)} does not exist")
+    sources = {m for tf in folder.glob("*.tf") for m in re.findall(r'^\s*source\s*=\s*"(\.[^"]+)"', tf.read_text(), re.M)}
+    problems += [f"{where}: module source {source} does not exist" for source in sorted(sources)
+                 if not (folder / source).is_dir()]
     return problems
 
 
