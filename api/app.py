@@ -17,6 +17,7 @@ from streamtrack.api.ingest import batch, track
 from streamtrack.api.openapi import docs_assets_router, openapi_config
 from streamtrack.api.pipeline import pipeline_status
 from streamtrack.api.services import Services
+from streamtrack.api.telemetry import RequestTelemetry, prometheus_metrics
 
 
 def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHandler] = ()) -> Litestar:
@@ -24,9 +25,10 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
 
     `extra_handlers`: routes only some modes serve (`streamtrack dev` adds /dev/loadgen).
     """
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             track, batch, activities, healthz, readyz, docs_assets_router(),
+            prometheus_metrics,
             pipeline_status, *DASHBOARD_ROUTES,
             *ANALYTICS_HANDLERS,
             *extra_handlers,
@@ -37,3 +39,5 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
         request_max_body_size=services.settings.max_batch_bytes,
         debug=False,
     )
+    app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
+    return app

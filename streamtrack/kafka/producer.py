@@ -178,14 +178,24 @@ class EventProducer:
         while self._running:
             if self._fatal.is_set():
                 self._replace_producer()
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:  # a fatal error is raised here too, not only reported
+                error = exc.args[0] if exc.args else None
+                if isinstance(error, KafkaError) and error.fatal():
+                    self._fatal.set()
+                else:
+                    log.warning("producer poll failed", error=str(exc))
 
     def _replace_producer(self) -> None:
         """A fresh producer for new sends; the old one's unacknowledged events fail (-> 503)."""
         old, self._producer = self._producer, Producer(self._config)
         self._fatal.clear()
-        old.purge()  # in-flight and queued messages are reported as failed to their waiting requests
-        old.poll(0)
+        try:
+            old.purge()  # queued and in-flight messages are reported as failed to their waiting requests
+            old.poll(0)
+        except KafkaException as exc:
+            log.warning("the failed producer did not report its last events; their requests time out", error=str(exc))
         log.info("producer replaced")
 
     def pending(self) -> int:
