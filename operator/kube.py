@@ -17,6 +17,9 @@ from streamtrack.errors import ConfigError
 from streamtrack.operator.resource import GROUP, KIND, PLURAL, VERSION
 
 COMPONENT = "streamtrack-operator"
+# JSON merge patch: a dict body sets its keys, null deletes one, lists are replaced whole.
+# (The client would otherwise pick json-patch+json for apps/v1, which takes a list of operations.)
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class Kube(Protocol):
@@ -25,7 +28,8 @@ class Kube(Protocol):
 
     def patch_scale(self, namespace: str, name: str, replicas: int) -> None: ...
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """JSON merge patch of the status: a None value removes that field."""
 
     def create_event(
         self, namespace: str, involved: dict[str, str], type_: str, reason: str, message: str
@@ -63,11 +67,13 @@ class KubernetesApi:
         return int(scale.spec.replicas or 0)
 
     def patch_scale(self, namespace: str, name: str, replicas: int) -> None:
-        self._apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
+        self._apps.patch_namespaced_deployment_scale(
+            name, namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
+        )
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE_PATCH
         )
 
     def create_event(self, namespace: str, involved: dict[str, str], type_: str, reason: str, message: str) -> None:

@@ -140,7 +140,7 @@ class Reconciler:
                            "Limited" if limited else "NotLimited", decision.reason, now),
             ],
         }
-        new_status = {k: v for k, v in new_status.items() if v is not None}
+        # None removes a field (merge patch): no stale drain estimate or rate once it is unknown
         self.kube.patch_status(target.namespace, target.name, new_status)
         metrics.record(target.namespace, target.name, report, decision, rates.produce_per_s, rates.consume_per_s)
         return Outcome(new_status, decision, report)
