@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,19 @@ def test_dockerignore_sends_only_the_package_sources() -> None:
     lines = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert lines[0] == "*", "everything excluded first"
     assert {"!pyproject.toml", "!constraints.txt", "!streamtrack/", "!api/", "!worker/", "!operator/"} <= set(lines)
+
+
+def _package_folders() -> set[str]:
+    """Top-level folders holding the distribution's packages, from pyproject.toml."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = setuptools.get("package-dir", {})
+    return {mapped.get(package, package.replace(".", "/")).split("/")[0] for package in setuptools["packages"]}
+
+
+@pytest.mark.parametrize("name", list(DOCKERFILES))
+def test_the_image_gets_every_package_folder(name: str) -> None:
+    """A package added to pyproject.toml but not copied into the image would fail only at run time."""
+    copied = set(re.findall(r"^COPY (\w+)/ \1/$", (ROOT / name).read_text(), re.M))
+    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    assert _package_folders() == copied == {"streamtrack", "api", "worker", "operator"}
+    assert copied <= allowed
