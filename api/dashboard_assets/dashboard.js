@@ -22,6 +22,7 @@ const state = {
   seen: new Set(), // event ids already in the feed, to highlight the new ones
   refreshes: 0,
   busy: false,
+  again: false,
 };
 // For people debugging in the console, and for the browser test.
 window.streamtrack = { state, refresh };
@@ -62,7 +63,7 @@ async function overview() {
   for (const key of ["total_events", "unique_users", "unique_sessions", "events_last_5m"]) {
     setText(`[data-card="${key}"] .value`, number.format(data[key]));
   }
-  const last = data.last_event_at ? `last event ${new Date(data.last_event_at).toLocaleString()}` : "no events yet";
+  const last = data.last_event_at ? `last event at ${new Date(data.last_event_at).toLocaleTimeString()}` : "no events yet";
   setText('[data-hint="last_event_at"]', last);
 }
 
@@ -75,8 +76,10 @@ async function activeUsers() {
 }
 
 async function timeseries() {
-  const params = { ...timeRange(state.range), interval: state.interval, group_by: state.groupBy, top: state.groupBy ? 5 : "" };
-  const data = await getJSON("/analytics/timeseries", params);
+  const params = { range: state.range, interval: state.interval, groupBy: state.groupBy };
+  const data = await getJSON("/analytics/timeseries", {
+    ...timeRange(params.range), interval: params.interval, group_by: params.groupBy, top: params.groupBy ? 5 : "",
+  });
   const colors = palette();
   const labels = (data.series[0]?.points ?? []).map((point) => formatTime(point.t, data.interval));
   const datasets = data.series.map((series, index) => ({
@@ -85,14 +88,14 @@ async function timeseries() {
     borderColor: colors[index % colors.length],
     backgroundColor: colors[index % colors.length] + "33",
     fill: data.series.length === 1,
-    tension: 0.25,
+    cubicInterpolationMode: "monotone",
     pointRadius: 0,
     borderWidth: 2,
   }));
   if (data.series.length === 1) {
     datasets.push({
       label: "Users", data: data.series[0].points.map((point) => point.users), borderColor: colors[1],
-      backgroundColor: colors[1], fill: false, tension: 0.25, pointRadius: 0, borderWidth: 2, borderDash: [4, 3],
+      backgroundColor: colors[1], fill: false, cubicInterpolationMode: "monotone", pointRadius: 0, borderWidth: 2, borderDash: [4, 3],
     });
   }
   render($("#timeseries-chart"), {
@@ -104,7 +107,8 @@ async function timeseries() {
       plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
     },
   });
-  $("#timeseries-chart").dataset.interval = data.interval;
+  // What the drawn data answers (tests wait on it after a picker changes).
+  Object.assign($("#timeseries-chart").dataset, { interval: data.interval, range: String(params.range) });
 }
 
 async function breakdown() {
@@ -155,7 +159,10 @@ async function funnel() {
     type: "bar",
     data: {
       labels: data.steps.map((step) => step.step),
-      datasets: [{ label: "Users", data: data.steps.map((step) => step.users), backgroundColor: colors[0], borderRadius: 4 }],
+      datasets: [{
+        label: "Users", data: data.steps.map((step) => step.users), backgroundColor: colors[0], borderRadius: 4,
+        maxBarThickness: 90,
+      }],
     },
     options: {
       maintainAspectRatio: false, animation: false,
@@ -231,7 +238,11 @@ function showLoadgen(data) {
 }
 
 async function refresh() {
-  if (state.busy || document.visibilityState === "hidden") return;
+  if (document.visibilityState === "hidden") return;
+  if (state.busy) {
+    state.again = true; // a picker changed mid-refresh: run once more with the new choice
+    return;
+  }
   state.busy = true;
   const results = await Promise.all([
     panel("timeseries-panel", timeseries),
@@ -250,6 +261,10 @@ async function refresh() {
   live.className = `live ${ok ? "ok" : "bad"}`;
   setText("#updated", `${ok ? "live" : "some panels failed"} · ${new Date().toLocaleTimeString()}`);
   document.body.dataset.refreshes = String(state.refreshes);
+  if (state.again) {
+    state.again = false;
+    refresh();
+  }
 }
 
 function bindControls() {
