@@ -108,11 +108,12 @@ async function timeseries() {
     },
   });
   // What the drawn data answers (tests wait on it after a picker changes).
-  Object.assign($("#timeseries-chart").dataset, { interval: data.interval, range: String(params.range) });
+  Object.assign($("#timeseries-chart").dataset, { interval: data.interval, range: String(params.range), groupBy: params.groupBy });
 }
 
 async function breakdown() {
-  const data = await getJSON("/analytics/breakdown", { ...timeRange(state.range), dimension: state.dimension, limit: 10 });
+  const dimension = state.dimension;
+  const data = await getJSON("/analytics/breakdown", { ...timeRange(state.range), dimension, limit: 10 });
   const colors = palette();
   render($("#breakdown-chart"), {
     type: "bar",
@@ -129,6 +130,7 @@ async function breakdown() {
       plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
     },
   });
+  $("#breakdown-chart").dataset.dimension = dimension;
 }
 
 async function topPages() {

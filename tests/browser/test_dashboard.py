@@ -140,6 +140,17 @@ def test_dashboard_shows_the_data_and_updates_live(
     )
     series = chart_data(page, "#timeseries-chart")
     assert sum(series["Events"]) == 10 and len(series["labels"]) >= 15
+    page.select_option("#group-by", "event_type")
+    page.wait_for_function("() => document.querySelector('#timeseries-chart').dataset.groupBy === 'event_type'")
+    split = chart_data(page, "#timeseries-chart")
+    assert sum(split["page_view"]) == 5 and sum(split["add_to_cart"]) == 2
+    page.select_option("#dimension", "url")
+    page.wait_for_function("() => document.querySelector('#breakdown-chart').dataset.dimension === 'url'")
+    by_url = chart_data(page, "#breakdown-chart")
+    by_url = dict(zip(by_url["labels"], by_url["Events"], strict=True))
+    assert (by_url["https://shop.test/pricing"], by_url["https://shop.test/home"]) == (3, 2)
+    page.select_option("#dimension", "event_type")
+    page.select_option("#group-by", "")
 
     # Pipeline health from /pipeline/status.
     page.wait_for_function("() => document.querySelector('[data-stat=consumer_lag]').textContent === '0'")
