@@ -133,13 +133,33 @@ async function breakdown() {
   $("#breakdown-chart").dataset.dimension = dimension;
 }
 
+/** A page as people read it: its path, and its host too when the rows span several hosts. */
+function pageLabel(url, oneHost) {
+  try {
+    const parsed = new URL(url);
+    const path = parsed.pathname + parsed.search + parsed.hash;
+    return oneHost ? path : parsed.host + path;
+  } catch {
+    return url || "(no url)";
+  }
+}
+
+function hostOf(url) {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "";
+  }
+}
+
 async function topPages() {
   const data = await getJSON("/analytics/top-pages", { ...timeRange(state.range), limit: 10 });
+  const oneHost = new Set(data.rows.map((row) => hostOf(row.url))).size <= 1;
   const body = $("#top-pages");
   body.replaceChildren(...data.rows.map((row) => {
     const tr = document.createElement("tr");
     const page = document.createElement("td");
-    page.textContent = row.url || "(no url)";
+    page.textContent = pageLabel(row.url, oneHost);
     page.title = row.url;
     const views = document.createElement("td");
     views.className = "num";
