@@ -28,7 +28,12 @@ PEERING_NAME = "streamtrack"
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Peering settings; a reconciler when kopf was started without one (`kopf run -m ...`)."""
+    if "reconciler" not in memo:
+        from streamtrack.operator.kube import KubernetesApi
+
+        memo["reconciler"] = Reconciler(KubernetesApi())
     settings.peering.name = PEERING_NAME
     settings.peering.mandatory = True
     settings.peering.priority = random.randint(1, 1_000_000)

@@ -45,8 +45,11 @@ def test_kopf_registers_a_timer_a_delete_handler_and_the_startup() -> None:
 
 def test_startup_settings_make_peering_mandatory_with_a_random_priority() -> None:
     first, second = kopf.OperatorSettings(), kopf.OperatorSettings()
-    handlers.configure(settings=first)
-    handlers.configure(settings=second)
+    reconciler = Reconciler(FakeKube())
+    memo = kopf.Memo(reconciler=reconciler)
+    handlers.configure(settings=first, memo=memo)
+    handlers.configure(settings=second, memo=memo)
+    assert memo["reconciler"] is reconciler  # the one `streamtrack operator` passed is kept
     assert (first.peering.name, first.peering.mandatory, first.peering.standalone) == ("streamtrack", True, False)
     assert 1 <= first.peering.priority <= 1_000_000
     assert first.posting.level == logging.WARNING
