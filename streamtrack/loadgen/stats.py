@@ -22,6 +22,7 @@ class LoadStats:
     def __init__(self, rate: float | None) -> None:
         self.rate = rate
         self.started = time.monotonic()
+        self._cpu_started = time.process_time()
         self.finished: float | None = None
         self.sent = 0
         """Events whose request got an answer or failed for good (retries included once)."""
@@ -74,6 +75,7 @@ class LoadStats:
             "requests": self.requests,
             "retries": self.retries,
             "errors_by_reason": dict(self.errors_by_reason),
+            "cpu_s": round(time.process_time() - self._cpu_started, 2),  # the generator's own cost
         }
 
 

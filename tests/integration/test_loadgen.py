@@ -99,7 +99,7 @@ def test_failures_are_counted_by_cause_and_fail_the_command(pipeline: Pipeline, 
     code = main(["loadgen", "--url", closed, "--count", "8", "--concurrency", "8", "--rate", "max", "--progress", "json"])
     status = last_status(capsys.readouterr().out)
     assert code == 1
-    assert status["errors_by_reason"] == {"ConnectError": 8}
+    assert status["errors_by_reason"] == {"ClientConnectorError": 8}
     assert status["retries"] == 8 * 3  # no answer: retried (same event ids) before giving up
 
 
