@@ -93,23 +93,31 @@ class Reconciler:
     def _decide(self, target: Target, spec: WorkerAutoscalerSpec, status: dict[str, Any], now: float,
                 current: int, report: TopicLag) -> Outcome:
         limits = spec.limits()
-        sample = Sample(now, report.end_total, report.consumed_total, report.total, report.partitions_with_lag, current)
+        previous = status.get("sample") or {}
+        stuck = _stuck_partitions(report, previous.get("positions") or {}, current) if spec.exclude_persistent_lag else []
+        lag = report.total - sum(p.lag for p in report.partitions if p.partition in stuck)
+        with_lag = report.partitions_with_lag - len(stuck)
+        sample = Sample(now, report.end_total, report.consumed_total, lag, with_lag, current)
         rates = measure_rates(
             _sample_from_status(status.get("sample")), sample, limits.lag_per_replica, status.get("perReplicaPerSecond")
         )
         history = tuple(Recommendation(r["t"], r["replicas"]) for r in status.get("recommendations", []))
         decision = decide(limits, Observation(
-            now=now, lag=report.total, partitions_with_lag=report.partitions_with_lag, current=current,
+            now=now, lag=lag, partitions_with_lag=with_lag, current=current,
             growth_per_s=rates.growth_per_s, produce_per_s=rates.produce_per_s,
             per_replica_per_s=rates.per_replica_per_s,
         ), history)
         last_scale = status.get("lastScaleTime")
+        reason = decision.reason
+        if stuck:
+            reason += f"; not counted: {report.total - lag} records in partitions {stuck} (no progress since the last poll)"
+            decision = dataclasses.replace(decision, reason=reason)
         if decision.desired != current:
             self.kube.patch_scale(target.namespace, spec.scale_target_ref.name, decision.desired)
             last_scale = _iso(now)
             reason = "ScaledUp" if decision.action == "scale_up" else "ScaledDown"
             self._event(target, "Normal", reason, f"{current} -> {decision.desired} replicas: {decision.reason}")
-        active = report.total > limits.activation_lag
+        active = lag > limits.activation_lag
         limited = "clamped" in decision.reason or "capped" in decision.reason
         conditions = status.get("conditions", [])
         new_status: dict[str, Any] = {
@@ -117,6 +125,7 @@ class Reconciler:
             "lag": report.total,
             "partitions": len(report.partitions),
             "partitionsWithLag": report.partitions_with_lag,
+            "stuckPartitions": stuck if spec.exclude_persistent_lag else None,
             "producedPerSecond": round(rates.produce_per_s, 3),
             "consumedPerSecond": round(rates.consume_per_s, 3),
             "estimatedDrainSeconds": round(report.total / rates.consume_per_s, 1) if rates.consume_per_s else None,
@@ -128,14 +137,17 @@ class Reconciler:
             "lastPollTime": _iso(now),
             "lastDecision": decision.reason,
             # the replicas that will work until the next poll are the ones decided now
-            "sample": _sample_to_status(dataclasses.replace(sample, replicas=decision.desired)),
+            "sample": {
+                **_sample_to_status(dataclasses.replace(sample, replicas=decision.desired)),
+                "positions": {str(p.partition): p.end - p.lag for p in report.partitions},
+            },
             "recommendations": [{"t": r.t, "replicas": r.replicas} for r in decision.history],
             "conditions": [
                 _condition(conditions, "Ready", "True", "Scaled" if decision.action != "hold" else "Holding",
                            decision.reason, now),
                 _condition(conditions, "Active", "True" if active else "False",
                            "LagAboveActivation" if active else "LagAtOrUnderActivation",
-                           f"lag {report.total}, activation threshold {limits.activation_lag}", now),
+                           f"lag {lag}, activation threshold {limits.activation_lag}", now),
                 _condition(conditions, "ScalingLimited", "True" if limited else "False",
                            "Limited" if limited else "NotLimited", decision.reason, now),
             ],
@@ -175,6 +187,16 @@ class Reconciler:
         if key not in self._admins:
             self._admins[key] = lag_admin_client({"bootstrap.servers": spec.kafka.bootstrap_servers, **auth})
         return self._admins[key]
+
+
+def _stuck_partitions(report: TopicLag, previous_positions: dict[str, int], current: int) -> list[int]:
+    """Partitions with lag whose consumers made no progress since the last poll (KEDA's
+    excludePersistentLag: a poison record or a stuck consumer is not helped by more replicas).
+    At zero replicas nothing can progress, so nothing counts as stuck there."""
+    if current == 0:
+        return []
+    return [p.partition for p in report.partitions
+            if p.lag > 0 and previous_positions.get(str(p.partition)) == p.end - p.lag]
 
 
 def _sample_to_status(sample: Sample) -> dict[str, Any]:

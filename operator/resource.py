@@ -60,6 +60,8 @@ class WorkerAutoscalerSpec(msgspec.Struct, rename="camel", frozen=True):
     activation_lag: NonNegative = 0
     poll_interval_seconds: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 15
     lag_lookahead_seconds: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 30
+    # ignore partitions whose consumer made no progress since the last poll (KEDA's option)
+    exclude_persistent_lag: bool = False
     scale_up: ScaleUp = ScaleUp()
     scale_down: ScaleDown = ScaleDown()
 

@@ -200,3 +200,28 @@ def test_the_auth_secret_reaches_the_kafka_client(broker: LocalBroker, topic: st
 
     assert kube.statuses[(NS, good.name)]["lag"] == 26
     assert _condition(kube.statuses[(NS, bad.name)], "Ready")["reason"] == "BrokerUnavailable"
+
+
+def test_exclude_persistent_lag_ignores_partitions_without_progress(broker: LocalBroker, topic: str) -> None:
+    kube, clock = FakeKube(deployments={(NS, "worker"): 2}), Clock()
+    reconciler = Reconciler(kube, clock)
+    target = Target(NS, f"wa-{uuid.uuid4().hex[:6]}")
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    spec = _spec(broker, topic, group, excludePersistentLag=True, scaleDown={"stabilizationWindowSeconds": 0})
+    _commit(broker, topic, group, {0: 5, 1: 9})  # lag: partition 0 -> 7, partition 2 -> 5 (never committed)
+
+    reconciler.reconcile(target, spec, {})
+    first = kube.statuses[(NS, target.name)]
+    assert (first["lag"], first["stuckPartitions"], first["recommendedReplicas"]) == (12, [], 2)
+    assert first["sample"]["positions"] == {"0": 5, "1": 9, "2": 0, "3": 0}
+
+    _commit(broker, topic, group, {0: 8})  # partition 0 progresses, partition 2 does not
+    clock.t += 15
+    reconciler.reconcile(target, spec, first)
+    second = kube.statuses[(NS, target.name)]
+
+    assert second["lag"] == 4 + 5 and second["stuckPartitions"] == [2]
+    assert second["recommendedReplicas"] == 1 and second["desiredReplicas"] == 1  # ceil(4 / 5): the stuck 5 not counted
+    assert "not counted: 5 records in partitions [2]" in second["lastDecision"]
+    assert kube.events[-1].reason == "ScaledDown"
+    jsonschema.validate(second, STATUS_SCHEMA)
