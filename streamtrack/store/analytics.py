@@ -155,7 +155,8 @@ def duplicate_hashes(database: str, filters: Filter, *, limit: int = MAX_DUPLICA
     return Query(sql, params)
 
 
-_IS_CANDIDATE = "has(arrayMap(h -> toUInt64(h), {duplicates:Array(String)}), cityHash64(event_id))"
+# An IN over a subquery builds a hash set once; has() on the array would scan it for every row.
+_IS_CANDIDATE = "cityHash64(event_id) IN (SELECT toUInt64(arrayJoin({duplicates:Array(String)})))"
 
 
 def source(database: str, filters: Filter, duplicates: Sequence[str] | None, params: dict[str, Any]) -> str:

@@ -1,0 +1,126 @@
+"""Latency of the /analytics/* queries on the embedded engine at 1M and 10M events. Prints a table.
+
+    .venv/bin/python -P bench/query.py [--sizes 1000000 10000000] [--runs 10] [--days 30]
+
+Events are generated inside ClickHouse (numbers()), not through HTTP: spread evenly over
+the last `--days` days up to now, 200k users (one in ten anonymous), sessions of 7 events,
+200 pages, the load generator's event types, a `plan` property; plus 0.05 % stored copies
+of earlier events with a later timestamp (what a worker race leaves), so the deduplication
+path that handles copies is the one measured. Each case calls the reader the endpoint
+calls (no HTTP: that adds ~2 ms), with the endpoint's default range (the last 7 days),
+once to warm up and then `--runs` times; the table shows p50 and p95 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+from streamtrack.config import load_settings
+from streamtrack.store import EventStore, open_store
+from streamtrack.store.analytics import Filter
+from streamtrack.store.analytics_reader import DAY_MS, Analytics
+from streamtrack.timestamps import now_ms
+
+TYPES = "['page_view','page_view','page_view','click','scroll','add_to_cart','signup','checkout_started','purchase']"
+
+FILL = """
+INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
+    referrer, channel, campaign_id, properties)
+SELECT concat('e', toString(number)), {types}[number % 9 + 1],
+       fromUnixTimestamp64Milli(toInt64({start} + intDiv(number * {span}, {total}))) AS ts, ts,
+       if(cityHash64(number) % 10 = 0, '', concat('u', toString(cityHash64(number) % 200000))),
+       concat('a', toString(cityHash64(number) % 200000)),
+       concat('s', toString(intDiv(number, 7))), concat('https://shop.test/p/', toString(cityHash64(number, 1) % 200)),
+       ['', 'https://google.com/', 'https://news.example/'][number % 3 + 1], ['web', 'email', 'ads', 'social'][number % 4 + 1],
+       concat('c', toString(number % 20)), concat('{{"plan":"', ['free', 'pro', 'team'][number % 3 + 1], '"}}')
+FROM numbers({offset}, {count})
+SETTINGS optimize_on_insert = 0
+"""
+# Copies of every 2000th event, 90 s later (same id, all else equal).
+COPIES = """
+INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
+    referrer, channel, campaign_id, properties)
+SELECT event_id, event_type, timestamp + INTERVAL 90 SECOND, received_at, user_id, anonymous_id, session_id, url,
+       referrer, channel, campaign_id, properties
+FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % 2000 = 0 AND toUInt64(substring(event_id, 2)) >= {offset}
+"""
+
+
+def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
+    week = Filter(start_ms=now - 7 * DAY_MS, end_ms=now)
+    return {
+        "overview (all time)": lambda: reader.overview(now_ms=now),
+        "timeseries (7 d, hourly)": lambda: reader.timeseries(week, interval="hour"),
+        "timeseries by event_type (top 5)": lambda: reader.timeseries(week, interval="hour", group_by="event_type"),
+        "breakdown url": lambda: reader.breakdown(week, by="url", limit=20),
+        "breakdown property:plan": lambda: reader.breakdown(week, by="property:plan", limit=20),
+        "top-pages": lambda: reader.top_pages(week, limit=10),
+        "active-users (DAU/WAU/MAU)": lambda: reader.active_users(now_ms=now, window_minutes=5, day_ms=now // DAY_MS * DAY_MS),
+        "sessions": lambda: reader.sessions(week),
+        "funnel (4 steps, 1 h)": lambda: reader.funnel(
+            week, steps=["page_view", "add_to_cart", "checkout_started", "purchase"], window_seconds=3600
+        ),
+        "retention (8 days)": lambda: reader.retention(
+            Filter(start_ms=now // DAY_MS * DAY_MS - 7 * DAY_MS, end_ms=now), period="day", periods=8
+        ),
+    }
+
+
+def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
+    call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    p95 = statistics.quantiles(times, n=20, method="inclusive")[18] if len(times) > 1 else times[0]
+    return statistics.median(times), p95
+
+
+def fill(store: EventStore, *, loaded: int, size: int, total: int, start: int, span: int) -> None:
+    store.backend.command(FILL.format(db=store.database, types=TYPES, start=start, span=span, total=total,
+                                      offset=loaded, count=size - loaded))
+    store.backend.command(COPIES.format(db=store.database, offset=loaded))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--days", type=int, default=30, help="the events span the last DAYS days")
+    args = parser.parse_args()
+    settings = load_settings(env={}, data_dir=tempfile.mkdtemp(prefix="streamtrack-bench-"), clickhouse_database="bench")
+    store = open_store(settings)
+    store.migrate()
+    reader = Analytics(store)
+    results: dict[str, dict[int, str]] = {}
+    sizes = sorted(args.sizes)
+    loaded = 0
+    for size in sizes:
+        # Each size is a fresh table with the same time span, so density (not span) grows.
+        store.backend.command(f"TRUNCATE TABLE `{store.database}`.events")
+        now = now_ms()
+        fill(store, loaded=0, size=size, total=size, start=now - args.days * DAY_MS, span=args.days * DAY_MS)
+        loaded = size
+        stats = store.stats()
+        print(f"{size:,} events ({stats.rows - stats.distinct_events:,} stored copies) over {args.days} days", flush=True)
+        for name, call in cases(reader, now).items():
+            p50, p95 = timed(call, args.runs)
+            results.setdefault(name, {})[size] = f"{p50:.0f} / {p95:.0f}"
+    header = ("query", *(f"{size:,} events: p50 / p95 ms" for size in sizes))
+    rows = [(name, *(by_size[size] for size in sizes)) for name, by_size in results.items()]
+    widths = [max(len(r[i]) for r in (*rows, header)) for i in range(len(header))]
+    print()
+    for row in (header, tuple("-" * w for w in widths), *rows):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    print(f"\nembedded ClickHouse (chdb), {os.cpu_count()} cores, {args.runs} runs each after a warm-up, "
+          f"events over the last {args.days} days; loaded {loaded:,}")
+
+
+if __name__ == "__main__":
+    main()
