@@ -44,10 +44,7 @@ async def root() -> Redirect:
 
 
 def dashboard_assets_router():  # type: ignore[no-untyped-def]
-    return create_static_files_router(
-        path=ASSETS_PATH, directories=[ASSETS_DIR], include_in_schema=False,
-        cache_control=None,
-    )
+    return create_static_files_router(path=ASSETS_PATH, directories=[ASSETS_DIR], include_in_schema=False)
 
 
 DASHBOARD_ROUTES = [dashboard, root, dashboard_assets_router()]
