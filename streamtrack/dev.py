@@ -51,6 +51,7 @@ def run_dev(settings: Settings) -> int:
         stop_requests = _trap_signals()
         _print_banner(settings)
         asyncio.run(server.serve())  # returns on Ctrl-C/SIGTERM, or when the worker crashed
+        loadgen.stop()  # no more load while draining
         print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)
         services.producer.close()
         _drain(services, worker, worker_thread, stop_requests)

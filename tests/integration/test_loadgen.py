@@ -9,8 +9,14 @@ depends on the machine's speed.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,3 +207,75 @@ def test_the_control_is_not_served_outside_dev_mode(pipeline: Pipeline) -> None:
     with pipeline.client() as client:
         assert client.get("/dev/loadgen").status_code == 404
         assert client.post("/dev/loadgen", json={"rate": 100}).status_code in (404, 405)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Live child processes of `pid` (Linux /proc): pid -> command line."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # the process ended while we looked
+    return found
+
+
+def test_the_generator_stops_when_its_parent_goes_away() -> None:
+    """--stop-on-eof: the control's child stops when its stdin closes (the API process died)."""
+    child = subprocess.Popen(
+        [sys.executable, "-P", "-m", "streamtrack.cli", "loadgen", "--url", f"http://127.0.0.1:{free_port()}",
+         "--rate", "5", "--progress", "json", "--stop-on-eof"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        json.loads(child.stdout.readline())  # it runs: a status line every second
+        child.stdin.close()
+        assert child.wait(30) in (0, 1)  # stopped by itself (1: every event failed, nothing listens)
+        final = json.loads(child.stdout.read().strip().splitlines()[-1])
+        assert final["running"] is False
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_dev_mode_serves_the_control_and_stops_the_generator_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "STREAMTRACK_PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+           "STREAMTRACK_DATA_DIR": str(tmp_path / "data")}
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "dev.log", "wb") as log:
+        dev = subprocess.Popen([str(Path(sys.executable).parent / "streamtrack"), "dev"], env=env, stdout=log,
+                               stderr=log, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(base):
+            assert dev.poll() is None and time.monotonic() < deadline, (tmp_path / "dev.log").read_text()[-2000:]
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.post("/dev/loadgen", json={"rate": 100}).status_code == 202
+            generators = [p for p, cmd in children_of(dev.pid).items() if "loadgen" in cmd]
+            assert len(generators) == 1
+            while (accepted := client.get("/dev/loadgen").json()["accepted"]) < 20:
+                assert time.monotonic() < deadline, "the generator sent nothing"
+                time.sleep(0.1)
+        dev.send_signal(signal.SIGINT)  # Ctrl-C: stop the generator, drain, stop
+        assert dev.wait(60) == 0, (tmp_path / "dev.log").read_text()[-2000:]
+        assert not Path(f"/proc/{generators[0]}").exists(), "the generator outlived dev mode"
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
+    output = (tmp_path / "dev.log").read_text()
+    stored = int(re.search(r"stopped: (\d+) events stored", output).group(1))  # type: ignore[union-attr]
+    assert stored >= accepted  # every event the generator saw accepted was drained into ClickHouse
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
