@@ -38,6 +38,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
         openapi_config=openapi_config(),
         request_max_body_size=services.settings.max_batch_bytes,
         debug=False,
+        logging_config=None,  # ours (streamtrack.telemetry.logs); Litestar's would replace the root handlers
     )
     app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
     return app

@@ -39,7 +39,7 @@ from streamtrack.worker.records import Rejected, decode_records
 
 log = structlog.get_logger(__name__)
 
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 5.0  # seconds; also the longest the worker stays idle after ClickHouse is back
 STATS_INTERVAL_MS = 5000
 
 
