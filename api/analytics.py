@@ -18,25 +18,40 @@ from streamtrack.api import analytics_params as p
 from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
 from streamtrack.store.analytics_reader import (
-    ActiveUsers, Analytics, Breakdown, Funnel, Overview, Retention, Sessions, Timeseries, TopPages,
+    ActiveUsers,
+    Analytics,
+    Breakdown,
+    Funnel,
+    Overview,
+    Retention,
+    Sessions,
+    Timeseries,
+    TopPages,
 )
 from streamtrack.timestamps import now_ms
 
-FROM = QueryParameter(name="from", description="Start (inclusive): RFC 3339 or epoch s/ms. Default: 7 days before `to`.")
+FROM = QueryParameter(
+    name="from", description="Start (inclusive): RFC 3339 or epoch s/ms. Default: 7 days before `to`."
+)
 TO = QueryParameter(description="End (exclusive): RFC 3339 or epoch s/ms. Default: now.")
 EVENT_TYPE = QueryParameter(description="Only events of this type.")
-USER_ID = QueryParameter(description="Only this user's events (user_id, or anonymous_id for anonymous visitors).")
+USER_ID = QueryParameter(
+    description="Only this user's events (user_id, or anonymous_id for anonymous visitors)."
+)
 URL = QueryParameter(description="Only events on this url.")
 CHANNEL = QueryParameter(description="Only events of this channel.")
 PROPERTY = QueryParameter(
-    name="property", description="`key:value`: only events whose top-level property `key` equals `value`; repeatable (≤ 10)."
+    name="property",
+    description="`key:value`: only events whose top-level property `key` equals `value`; repeatable (≤ 10).",
 )
 DIMENSION_DOC = "event_type, url, referrer, channel, campaign, or property:KEY (a top-level property)."
 
 
 def _ok(model: type, example: dict[str, Any], description: str) -> dict[int, ResponseSpec]:
     spec = ResponseSpec(
-        data_container=model, generate_examples=False, description=description,
+        data_container=model,
+        generate_examples=False,
+        description=description,
         examples=[Example(summary="example", value=example)],
     )
     return {200: spec, **QUERY_ERRORS}
@@ -47,11 +62,22 @@ def _reader(services: Services) -> Analytics:
 
 
 @get(
-    "/analytics/overview", sync_to_thread=True, tags=["analytics"], summary="Totals since the first event",
-    responses=_ok(Overview, {
-        "total_events": 1250000, "unique_users": 48211, "unique_sessions": 190432,
-        "first_event_at": "2026-01-01T00:00:03.120Z", "last_event_at": "2026-01-31T11:59:58.870Z", "events_last_5m": 812,
-    }, "All-time totals; users and sessions are uniqCombined estimates."),
+    "/analytics/overview",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Totals since the first event",
+    responses=_ok(
+        Overview,
+        {
+            "total_events": 1250000,
+            "unique_users": 48211,
+            "unique_sessions": 190432,
+            "first_event_at": "2026-01-01T00:00:03.120Z",
+            "last_event_at": "2026-01-31T11:59:58.870Z",
+            "events_last_5m": 812,
+        },
+        "All-time totals; users and sessions are uniqCombined estimates.",
+    ),
 )
 def overview(services: NamedDependency[Services]) -> Overview:
     """Total events, unique users and sessions, first and last event time, events in the last 5 minutes."""
@@ -59,49 +85,90 @@ def overview(services: NamedDependency[Services]) -> Overview:
 
 
 @get(
-    "/analytics/timeseries", sync_to_thread=True, tags=["analytics"], summary="Events and users per time bucket",
-    responses=_ok(Timeseries, {
-        "interval": "hour", "from": "2026-01-31T00:00:00.000Z", "to": "2026-01-31T02:00:00.000Z",
-        "series": [
-            {"name": "page_view", "points": [
-                {"t": "2026-01-31T00:00:00.000Z", "events": 120, "users": 40},
-                {"t": "2026-01-31T01:00:00.000Z", "events": 0, "users": 0}]},
-            {"name": "other", "points": [
-                {"t": "2026-01-31T00:00:00.000Z", "events": 31, "users": 12},
-                {"t": "2026-01-31T01:00:00.000Z", "events": 4, "users": 2}]},
-        ],
-    }, "One series `all`, or with group_by the top N values and `other`; empty buckets are zeros."),
+    "/analytics/timeseries",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Events and users per time bucket",
+    responses=_ok(
+        Timeseries,
+        {
+            "interval": "hour",
+            "from": "2026-01-31T00:00:00.000Z",
+            "to": "2026-01-31T02:00:00.000Z",
+            "series": [
+                {
+                    "name": "page_view",
+                    "points": [
+                        {"t": "2026-01-31T00:00:00.000Z", "events": 120, "users": 40},
+                        {"t": "2026-01-31T01:00:00.000Z", "events": 0, "users": 0},
+                    ],
+                },
+                {
+                    "name": "other",
+                    "points": [
+                        {"t": "2026-01-31T00:00:00.000Z", "events": 31, "users": 12},
+                        {"t": "2026-01-31T01:00:00.000Z", "events": 4, "users": 2},
+                    ],
+                },
+            ],
+        },
+        "One series `all`, or with group_by the top N values and `other`; empty buckets are zeros.",
+    ),
 )
 def timeseries(
     services: NamedDependency[Services],
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
-    interval: Annotated[str, QueryParameter(
-        description="auto, minute, hour, day or week (weeks start on Monday, UTC). auto: the finest with ≤ 300 buckets; "
-        f"at most {p.MAX_BUCKETS} buckets."
-    )] = "auto",
+    interval: Annotated[
+        str,
+        QueryParameter(
+            description="auto, minute, hour, day or week (weeks start on Monday, UTC). auto: the finest with ≤ 300 buckets; "
+            f"at most {p.MAX_BUCKETS} buckets."
+        ),
+    ] = "auto",
     event_type: Annotated[str | None, EVENT_TYPE] = None,
     user_id: Annotated[str | None, USER_ID] = None,
     url: Annotated[str | None, URL] = None,
     channel: Annotated[str | None, CHANNEL] = None,
     property_: Annotated[list[str] | None, PROPERTY] = None,
-    group_by: Annotated[str | None, QueryParameter(description=f"One series per value of: {DIMENSION_DOC}")] = None,
-    top: Annotated[int, QueryParameter(ge=1, le=p.MAX_TOP, description="With group_by: series for the top N values by events, the rest in `other`.")] = 5,
+    group_by: Annotated[
+        str | None, QueryParameter(description=f"One series per value of: {DIMENSION_DOC}")
+    ] = None,
+    top: Annotated[
+        int,
+        QueryParameter(
+            ge=1,
+            le=p.MAX_TOP,
+            description="With group_by: series for the top N values by events, the rest in `other`.",
+        ),
+    ] = 5,
 ) -> Timeseries:
     """Events (deduplicated) and unique users per bucket from `from` to `to`."""
     start, end = p.time_range(from_, to, now_ms=now_ms())
     chosen = p.interval(interval, start, end)
     dimension = p.dimension(group_by, "group_by") if group_by else None
-    filters = p.filters(start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_)
+    filters = p.filters(
+        start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_
+    )
     return _reader(services).timeseries(filters, interval=chosen, group_by=dimension, top=top)
 
 
 @get(
-    "/analytics/breakdown", sync_to_thread=True, tags=["analytics"], summary="Events and users per value of a dimension",
-    responses=_ok(Breakdown, {
-        "dimension": "channel",
-        "rows": [{"value": "email", "events": 5120, "users": 810}, {"value": "ads", "events": 2210, "users": 1432}],
-    }, "Most events first; a property breakdown counts only events that have the property."),
+    "/analytics/breakdown",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Events and users per value of a dimension",
+    responses=_ok(
+        Breakdown,
+        {
+            "dimension": "channel",
+            "rows": [
+                {"value": "email", "events": 5120, "users": 810},
+                {"value": "ads", "events": 2210, "users": 1432},
+            ],
+        },
+        "Most events first; a property breakdown counts only events that have the property.",
+    ),
 )
 def breakdown(
     services: NamedDependency[Services],
@@ -118,16 +185,27 @@ def breakdown(
     """Events (deduplicated) and unique users grouped by one dimension."""
     start, end = p.time_range(from_, to, now_ms=now_ms())
     by = p.dimension(dimension, "dimension")
-    filters = p.filters(start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_)
+    filters = p.filters(
+        start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_
+    )
     return _reader(services).breakdown(filters, by=by, limit=limit)
 
 
 @get(
-    "/analytics/top-pages", sync_to_thread=True, tags=["analytics"], summary="Most viewed pages",
-    responses=_ok(TopPages, {
-        "rows": [{"url": "https://shop.example/", "views": 9120, "visitors": 4410},
-                 {"url": "https://shop.example/pricing", "views": 3012, "visitors": 2250}],
-    }, "page_view events that carry a url, per url."),
+    "/analytics/top-pages",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Most viewed pages",
+    responses=_ok(
+        TopPages,
+        {
+            "rows": [
+                {"url": "https://shop.example/", "views": 9120, "visitors": 4410},
+                {"url": "https://shop.example/pricing", "views": 3012, "visitors": 2250},
+            ],
+        },
+        "page_view events that carry a url, per url.",
+    ),
 )
 def top_pages(
     services: NamedDependency[Services],
@@ -141,27 +219,55 @@ def top_pages(
 
 
 @get(
-    "/analytics/active-users", sync_to_thread=True, tags=["analytics"], summary="Active users now, DAU, WAU, MAU",
-    responses=_ok(ActiveUsers, {
-        "active_now": 37, "window_minutes": 5, "date": "2026-01-31", "dau": 1210, "wau": 5630, "mau": 17400,
-    }, "DAU: users on that UTC day; WAU: that day and the 6 before; MAU: that day and the 29 before."),
+    "/analytics/active-users",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Active users now, DAU, WAU, MAU",
+    responses=_ok(
+        ActiveUsers,
+        {
+            "active_now": 37,
+            "window_minutes": 5,
+            "date": "2026-01-31",
+            "dau": 1210,
+            "wau": 5630,
+            "mau": 17400,
+        },
+        "DAU: users on that UTC day; WAU: that day and the 6 before; MAU: that day and the 29 before.",
+    ),
 )
 def active_users(
     services: NamedDependency[Services],
-    window_minutes: Annotated[int, QueryParameter(ge=1, le=p.MAX_WINDOW_MINUTES, description="'Now' means the last N minutes.")] = 5,
-    date: Annotated[str | None, QueryParameter(description="YYYY-MM-DD (UTC) for DAU/WAU/MAU. Default: today.")] = None,
+    window_minutes: Annotated[
+        int, QueryParameter(ge=1, le=p.MAX_WINDOW_MINUTES, description="'Now' means the last N minutes.")
+    ] = 5,
+    date: Annotated[
+        str | None, QueryParameter(description="YYYY-MM-DD (UTC) for DAU/WAU/MAU. Default: today.")
+    ] = None,
 ) -> ActiveUsers:
     """Users active in the last `window_minutes`, and daily/weekly/monthly active users for a date."""
     now = now_ms()
-    return _reader(services).active_users(now_ms=now, window_minutes=window_minutes, day_ms=p.day(date, now_ms=now))
+    return _reader(services).active_users(
+        now_ms=now, window_minutes=window_minutes, day_ms=p.day(date, now_ms=now)
+    )
 
 
 @get(
-    "/analytics/sessions", sync_to_thread=True, tags=["analytics"], summary="Session statistics",
-    responses=_ok(Sessions, {
-        "sessions": 4210, "active_sessions_per_user": 1.8342, "median_session_seconds": 184.5,
-        "bounce_rate": 0.3121, "pages_per_session": 3.4012,
-    }, "Sessions are session ids; events without one are not counted."),
+    "/analytics/sessions",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Session statistics",
+    responses=_ok(
+        Sessions,
+        {
+            "sessions": 4210,
+            "active_sessions_per_user": 1.8342,
+            "median_session_seconds": 184.5,
+            "bounce_rate": 0.3121,
+            "pages_per_session": 3.4012,
+        },
+        "Sessions are session ids; events without one are not counted.",
+    ),
 )
 def sessions(
     services: NamedDependency[Services],
@@ -174,20 +280,49 @@ def sessions(
 
 
 @get(
-    "/analytics/funnel", sync_to_thread=True, tags=["analytics"], summary="Conversion through ordered steps",
-    responses=_ok(Funnel, {
-        "window_seconds": 3600,
-        "steps": [
-            {"step": "page_view", "users": 1000, "conversion_from_first": 1.0, "conversion_from_previous": 1.0},
-            {"step": "add_to_cart", "users": 240, "conversion_from_first": 0.24, "conversion_from_previous": 0.24},
-            {"step": "purchase", "users": 60, "conversion_from_first": 0.06, "conversion_from_previous": 0.25},
-        ],
-    }, "Users who did step 1, then each next step in order within window_seconds of step 1 (ClickHouse windowFunnel)."),
+    "/analytics/funnel",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Conversion through ordered steps",
+    responses=_ok(
+        Funnel,
+        {
+            "window_seconds": 3600,
+            "steps": [
+                {
+                    "step": "page_view",
+                    "users": 1000,
+                    "conversion_from_first": 1.0,
+                    "conversion_from_previous": 1.0,
+                },
+                {
+                    "step": "add_to_cart",
+                    "users": 240,
+                    "conversion_from_first": 0.24,
+                    "conversion_from_previous": 0.24,
+                },
+                {
+                    "step": "purchase",
+                    "users": 60,
+                    "conversion_from_first": 0.06,
+                    "conversion_from_previous": 0.25,
+                },
+            ],
+        },
+        "Users who did step 1, then each next step in order within window_seconds of step 1 (ClickHouse windowFunnel).",
+    ),
 )
 def funnel(
     services: NamedDependency[Services],
-    steps: Annotated[list[str] | None, QueryParameter(description="2 to 10 event types, in order: steps=a&steps=b…")] = None,
-    window_seconds: Annotated[int, QueryParameter(ge=1, le=p.MAX_FUNNEL_WINDOW_S, description="Time from step 1 to the last step (≤ 90 days).")] = 3600,
+    steps: Annotated[
+        list[str] | None, QueryParameter(description="2 to 10 event types, in order: steps=a&steps=b…")
+    ] = None,
+    window_seconds: Annotated[
+        int,
+        QueryParameter(
+            ge=1, le=p.MAX_FUNNEL_WINDOW_S, description="Time from step 1 to the last step (≤ 90 days)."
+        ),
+    ] = 3600,
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
 ) -> Funnel:
@@ -198,19 +333,33 @@ def funnel(
 
 
 @get(
-    "/analytics/retention", sync_to_thread=True, tags=["analytics"], summary="Cohort retention",
-    responses=_ok(Retention, {
-        "period": "week",
-        "cohorts": [
-            {"cohort": "2026-01-05", "users": 400, "retained": [400, 120, 90], "rates": [1.0, 0.3, 0.225]},
-            {"cohort": "2026-01-12", "users": 350, "retained": [350, 98], "rates": [1.0, 0.28]},
-        ],
-    }, "Cohorts by first-seen period in the range; retained[k]: users of the cohort active k periods later."),
+    "/analytics/retention",
+    sync_to_thread=True,
+    tags=["analytics"],
+    summary="Cohort retention",
+    responses=_ok(
+        Retention,
+        {
+            "period": "week",
+            "cohorts": [
+                {
+                    "cohort": "2026-01-05",
+                    "users": 400,
+                    "retained": [400, 120, 90],
+                    "rates": [1.0, 0.3, 0.225],
+                },
+                {"cohort": "2026-01-12", "users": 350, "retained": [350, 98], "rates": [1.0, 0.28]},
+            ],
+        },
+        "Cohorts by first-seen period in the range; retained[k]: users of the cohort active k periods later.",
+    ),
 )
 def retention(
     services: NamedDependency[Services],
     period: Annotated[str, QueryParameter(description="day or week (weeks start on Monday, UTC).")] = "day",
-    periods: Annotated[int, QueryParameter(description="Periods per cohort, the first included (day ≤ 90, week ≤ 52).")] = 8,
+    periods: Annotated[
+        int, QueryParameter(description="Periods per cohort, the first included (day ≤ 90, week ≤ 52).")
+    ] = 8,
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
 ) -> Retention:

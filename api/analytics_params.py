@@ -29,7 +29,9 @@ MAX_PERIODS = {"day": 90, "week": 52}
 DIMENSION_NAMES = (*DIMENSIONS, "property:KEY")
 
 
-def time_range(from_: str | None, to: str | None, *, now_ms: int, default_ms: int = DEFAULT_RANGE_MS) -> tuple[int, int]:
+def time_range(
+    from_: str | None, to: str | None, *, now_ms: int, default_ms: int = DEFAULT_RANGE_MS
+) -> tuple[int, int]:
     """[from, to) in epoch ms; `to` defaults to now, `from` to `default_ms` before `to`."""
     end = _time_param(to, "to")
     end = now_ms if end is None else end
@@ -38,7 +40,9 @@ def time_range(from_: str | None, to: str | None, *, now_ms: int, default_ms: in
     if start >= end:
         raise InvalidParameter("'from' must be earlier than 'to'", field="from")
     if end - start > MAX_RANGE_DAYS * DAY_MS:
-        raise InvalidParameter(f"the range from 'from' to 'to' is longer than {MAX_RANGE_DAYS} days", field="from")
+        raise InvalidParameter(
+            f"the range from 'from' to 'to' is longer than {MAX_RANGE_DAYS} days", field="from"
+        )
     return start, end
 
 
@@ -64,12 +68,23 @@ def properties(values: list[str] | None) -> tuple[tuple[str, str], ...]:
 
 
 def filters(
-    start_ms: int, end_ms: int, *, event_type: str | None = None, user_id: str | None = None,
-    url: str | None = None, channel: str | None = None, property_: list[str] | None = None,
+    start_ms: int,
+    end_ms: int,
+    *,
+    event_type: str | None = None,
+    user_id: str | None = None,
+    url: str | None = None,
+    channel: str | None = None,
+    property_: list[str] | None = None,
 ) -> Filter:
     return Filter(
-        start_ms=start_ms, end_ms=end_ms, event_type=text(event_type, "event_type"), user=text(user_id, "user_id"),
-        url=text(url, "url"), channel=text(channel, "channel"), properties=properties(property_),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        event_type=text(event_type, "event_type"),
+        user=text(user_id, "user_id"),
+        url=text(url, "url"),
+        channel=text(channel, "channel"),
+        properties=properties(property_),
     )
 
 
@@ -80,7 +95,9 @@ def dimension(value: str | None, name: str) -> str:
     if value and value.startswith("property:") and len(value) > len("property:"):
         text(value.removeprefix("property:"), name)
         return value
-    raise InvalidParameter(f"expected one of {', '.join(DIMENSION_NAMES)}, got {(value or '')[:40]!r}", field=name)
+    raise InvalidParameter(
+        f"expected one of {', '.join(DIMENSION_NAMES)}, got {(value or '')[:40]!r}", field=name
+    )
 
 
 def interval(value: str, start_ms: int, end_ms: int) -> str:
@@ -104,7 +121,9 @@ def interval(value: str, start_ms: int, end_ms: int) -> str:
 def funnel_steps(steps: list[str] | None) -> list[str]:
     steps = steps or []
     if not 2 <= len(steps) <= MAX_FUNNEL_STEPS:
-        raise InvalidParameter(f"give 2 to {MAX_FUNNEL_STEPS} steps (event types, in order), got {len(steps)}", field="steps")
+        raise InvalidParameter(
+            f"give 2 to {MAX_FUNNEL_STEPS} steps (event types, in order), got {len(steps)}", field="steps"
+        )
     checked = [text(step, "steps") for step in steps]
     if any(step is None for step in checked):
         raise InvalidParameter("a step is empty; give an event type", field="steps")
@@ -128,11 +147,15 @@ def period(value: str, periods: int) -> str:
     if value not in MAX_PERIODS:
         raise InvalidParameter(f"expected day or week, got {value[:40]!r}", field="period")
     if not 1 <= periods <= MAX_PERIODS[value]:
-        raise InvalidParameter(f"periods must be 1 to {MAX_PERIODS[value]} for period={value}", field="periods")
+        raise InvalidParameter(
+            f"periods must be 1 to {MAX_PERIODS[value]} for period={value}", field="periods"
+        )
     return value
 
 
-def retention_range(from_: str | None, to: str | None, *, period_name: str, periods: int, now_ms: int) -> tuple[int, int]:
+def retention_range(
+    from_: str | None, to: str | None, *, period_name: str, periods: int, now_ms: int
+) -> tuple[int, int]:
     """Default range: the last `periods` periods, the current one included."""
     end = _time_param(to, "to")
     end = now_ms if end is None else end

@@ -56,11 +56,15 @@ def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
     return {
         "overview (all time)": lambda: reader.overview(now_ms=now),
         "timeseries (7 d, hourly)": lambda: reader.timeseries(week, interval="hour"),
-        "timeseries by event_type (top 5)": lambda: reader.timeseries(week, interval="hour", group_by="event_type"),
+        "timeseries by event_type (top 5)": lambda: reader.timeseries(
+            week, interval="hour", group_by="event_type"
+        ),
         "breakdown url": lambda: reader.breakdown(week, by="url", limit=20),
         "breakdown property:plan": lambda: reader.breakdown(week, by="property:plan", limit=20),
         "top-pages": lambda: reader.top_pages(week, limit=10),
-        "active-users (DAU/WAU/MAU)": lambda: reader.active_users(now_ms=now, window_minutes=5, day_ms=now // DAY_MS * DAY_MS),
+        "active-users (DAU/WAU/MAU)": lambda: reader.active_users(
+            now_ms=now, window_minutes=5, day_ms=now // DAY_MS * DAY_MS
+        ),
         "sessions": lambda: reader.sessions(week),
         "funnel (4 steps, 1 h)": lambda: reader.funnel(
             week, steps=["page_view", "add_to_cart", "checkout_started", "purchase"], window_seconds=3600
@@ -83,8 +87,17 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def fill(store: EventStore, *, loaded: int, size: int, total: int, start: int, span: int) -> None:
-    store.backend.command(FILL.format(db=store.database, types=TYPES, start=start, span=span, total=total,
-                                      offset=loaded, count=size - loaded))
+    store.backend.command(
+        FILL.format(
+            db=store.database,
+            types=TYPES,
+            start=start,
+            span=span,
+            total=total,
+            offset=loaded,
+            count=size - loaded,
+        )
+    )
     store.backend.command(COPIES.format(db=store.database, offset=loaded))
 
 
@@ -94,7 +107,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--days", type=int, default=30, help="the events span the last DAYS days")
     args = parser.parse_args()
-    settings = load_settings(env={}, data_dir=tempfile.mkdtemp(prefix="streamtrack-bench-"), clickhouse_database="bench")
+    settings = load_settings(
+        env={}, data_dir=tempfile.mkdtemp(prefix="streamtrack-bench-"), clickhouse_database="bench"
+    )
     store = open_store(settings)
     store.migrate()
     reader = Analytics(store)
@@ -108,7 +123,10 @@ def main() -> None:
         fill(store, loaded=0, size=size, total=size, start=now - args.days * DAY_MS, span=args.days * DAY_MS)
         loaded = size
         stats = store.stats()
-        print(f"{size:,} events ({stats.rows - stats.distinct_events:,} stored copies) over {args.days} days", flush=True)
+        print(
+            f"{size:,} events ({stats.rows - stats.distinct_events:,} stored copies) over {args.days} days",
+            flush=True,
+        )
         for name, call in cases(reader, now).items():
             p50, p95 = timed(call, args.runs)
             results.setdefault(name, {})[size] = f"{p50:.0f} / {p95:.0f}"
@@ -118,8 +136,10 @@ def main() -> None:
     print()
     for row in (header, tuple("-" * w for w in widths), *rows):
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
-    print(f"\nembedded ClickHouse (chdb), {os.cpu_count()} cores, {args.runs} runs each after a warm-up, "
-          f"events over the last {args.days} days; loaded {loaded:,}")
+    print(
+        f"\nembedded ClickHouse (chdb), {os.cpu_count()} cores, {args.runs} runs each after a warm-up, "
+        f"events over the last {args.days} days; loaded {loaded:,}"
+    )
 
 
 if __name__ == "__main__":

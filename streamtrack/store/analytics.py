@@ -170,7 +170,11 @@ def source(database: str, filters: Filter, duplicates: Sequence[str] | None, par
     plain = ", ".join(["timestamp AS ts", *(f"{expr} AS {name}" for name, expr in SOURCE_COLUMNS.items())])
     earliest = ", ".join(
         ["min(timestamp) AS ts", "event_id"]
-        + [f"argMin({expr}, timestamp) AS {name}" for name, expr in SOURCE_COLUMNS.items() if name != "event_id"]
+        + [
+            f"argMin({expr}, timestamp) AS {name}"
+            for name, expr in SOURCE_COLUMNS.items()
+            if name != "event_id"
+        ]
     )
     if duplicates is None:
         inner = "\n".join([f"SELECT * FROM {table}", _where(where)])
@@ -210,9 +214,9 @@ def dimension(name: str, params: dict[str, Any]) -> str:
     return DIMENSIONS[name]
 
 
-def dimension_filter(name: str, base: Filter) -> Filter:
+def dimension_filter(name: str | None, base: Filter) -> Filter:
     """A property breakdown only counts the events that have the property."""
-    if name.startswith("property:"):
+    if name is not None and name.startswith("property:"):
         return base._replace(with_property=name.removeprefix("property:"))
     return base
 
@@ -234,12 +238,15 @@ def timeseries(
     """
     params: dict[str, Any] = {"step": step_ms, "origin": origin_ms}
     src = source(database, filters, duplicates, params)
-    bucket = "intDiv(toUnixTimestamp64Milli(ts) - {origin:Int64}, {step:Int64}) * {step:Int64} + {origin:Int64}"
+    bucket = (
+        "intDiv(toUnixTimestamp64Milli(ts) - {origin:Int64}, {step:Int64}) * {step:Int64} + {origin:Int64}"
+    )
     if group_by is None:
         series = "1 AS is_top, '' AS value"
     else:
         params["top"] = list(top)
-        series = f"{dimension(group_by, params)} IN {{top:Array(String)}} AS is_top, if(is_top, {dimension(group_by, params)}, '') AS value"
+        value = dimension(group_by, params)
+        series = f"{value} IN {{top:Array(String)}} AS is_top, if(is_top, {value}, '') AS value"
     sql = "\n".join(
         [
             f"SELECT {bucket} AS bucket, {series}, count(), {UNIQ}(uid)",
@@ -251,7 +258,9 @@ def timeseries(
     return Query(sql, params)
 
 
-def breakdown(database: str, filters: Filter, duplicates: Sequence[str] | None, *, by: str, limit: int) -> Query:
+def breakdown(
+    database: str, filters: Filter, duplicates: Sequence[str] | None, *, by: str, limit: int
+) -> Query:
     """Rows (value, events, users), most events first, then by value."""
     params: dict[str, Any] = {"limit": limit}
     src = source(database, filters, duplicates, params)
@@ -267,7 +276,9 @@ def breakdown(database: str, filters: Filter, duplicates: Sequence[str] | None, 
     return Query(sql, params)
 
 
-def active_users(database: str, filters: Filter, duplicates: Sequence[str] | None, *, day_ms: int, week_ms: int) -> Query:
+def active_users(
+    database: str, filters: Filter, duplicates: Sequence[str] | None, *, day_ms: int, week_ms: int
+) -> Query:
     """(dau, wau, mau): users from `day_ms`, from `week_ms`, and over the whole filter range."""
     params: dict[str, Any] = {"day_ms": day_ms, "week_ms": week_ms}
     src = source(database, filters, duplicates, params)
@@ -310,7 +321,9 @@ def sessions(database: str, filters: Filter, duplicates: Sequence[str] | None) -
     return Query(sql, params)
 
 
-def funnel(database: str, filters: Filter, duplicates: Sequence[str] | None, *, steps: Sequence[str], window_ms: int) -> Query:
+def funnel(
+    database: str, filters: Filter, duplicates: Sequence[str] | None, *, steps: Sequence[str], window_ms: int
+) -> Query:
     """Rows (level, users): how many users reached exactly `level` steps (windowFunnel), level > 0."""
     params: dict[str, Any] = {"window_ms": window_ms}
     conditions = []
@@ -327,14 +340,18 @@ def funnel(database: str, filters: Filter, duplicates: Sequence[str] | None, *, 
             "GROUP BY uid",
         ]
     )
-    sql = "\n".join(["SELECT level, count()", _from(per_user), "WHERE level > 0", "GROUP BY level", "ORDER BY level"])
+    sql = "\n".join(
+        ["SELECT level, count()", _from(per_user), "WHERE level > 0", "GROUP BY level", "ORDER BY level"]
+    )
     return Query(sql, params)
 
 
 PERIODS = {"day": ("toDate", 1), "week": ("toMonday", 7)}
 
 
-def retention(database: str, filters: Filter, duplicates: Sequence[str] | None, *, period: str, periods: int) -> Query:
+def retention(
+    database: str, filters: Filter, duplicates: Sequence[str] | None, *, period: str, periods: int
+) -> Query:
     """Rows (cohort date, users, [retained per period offset 0..periods-1]).
 
     A user's cohort is the period of their first event in the range; they are retained in
@@ -352,6 +369,11 @@ def retention(database: str, filters: Filter, duplicates: Sequence[str] | None, 
         ]
     )
     sql = "\n".join(
-        ["SELECT toString(cohort), count(), sumForEach(back)", _from(per_user), "GROUP BY cohort", "ORDER BY cohort"]
+        [
+            "SELECT toString(cohort), count(), sumForEach(back)",
+            _from(per_user),
+            "GROUP BY cohort",
+            "ORDER BY cohort",
+        ]
     )
     return Query(sql, params)

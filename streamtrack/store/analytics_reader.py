@@ -152,8 +152,11 @@ class Analytics:
         query = analytics.overview(self.database, self.duplicates(Filter()), recent_ms=now_ms - 5 * MINUTE_MS)
         [(events, users, sessions, first, last, recent)] = self._rows(query)
         return Overview(
-            total_events=events, unique_users=users, unique_sessions=sessions,
-            first_event_at=format_ms(first) if events else None, last_event_at=format_ms(last) if events else None,
+            total_events=events,
+            unique_users=users,
+            unique_sessions=sessions,
+            first_event_at=format_ms(first) if events else None,
+            last_event_at=format_ms(last) if events else None,
             events_last_5m=recent,
         )
 
@@ -162,27 +165,44 @@ class Analytics:
     ) -> Timeseries:
         """Events and users per bucket from filters.start_ms to filters.end_ms, zeros included."""
         assert filters.start_ms is not None and filters.end_ms is not None
-        duplicates = self.duplicates(analytics.dimension_filter(group_by, filters) if group_by else filters)
+        scoped = analytics.dimension_filter(group_by, filters)
+        duplicates = self.duplicates(scoped)
         names: list[str] = []
         if group_by is not None:
             names = [row.value for row in self._breakdown(filters, duplicates, by=group_by, limit=top)]
         query = analytics.timeseries(
-            self.database, analytics.dimension_filter(group_by, filters) if group_by else filters, duplicates,
-            step_ms=INTERVALS[interval], origin_ms=bucket_origin(interval), group_by=group_by, top=names,
+            self.database,
+            scoped,
+            duplicates,
+            step_ms=INTERVALS[interval],
+            origin_ms=bucket_origin(interval),
+            group_by=group_by,
+            top=names,
         )
         counts: dict[str, dict[int, tuple[int, int]]] = {}
         for bucket, is_top, value, events, users in self._rows(query):
             name = value if (group_by is None or is_top) else OTHER
             counts.setdefault("all" if group_by is None else name, {})[bucket] = (events, users)
         starts = bucket_starts(filters.start_ms, filters.end_ms, interval)
-        order = ["all"] if group_by is None else [*names, *([OTHER] if OTHER in counts and OTHER not in names else [])]
+        order = (
+            ["all"]
+            if group_by is None
+            else [*names, *([OTHER] if OTHER in counts and OTHER not in names else [])]
+        )
         series = [
-            Series(name, [Point(format_ms(t), *counts.get(name, {}).get(t, (0, 0))) for t in starts]) for name in order
+            Series(name, [Point(format_ms(t), *counts.get(name, {}).get(t, (0, 0))) for t in starts])
+            for name in order
         ]
-        return Timeseries(interval=interval, from_=format_ms(filters.start_ms), to=format_ms(filters.end_ms), series=series)
+        return Timeseries(
+            interval=interval, from_=format_ms(filters.start_ms), to=format_ms(filters.end_ms), series=series
+        )
 
-    def _breakdown(self, filters: Filter, duplicates: list[str] | None, *, by: str, limit: int) -> list[BreakdownRow]:
-        query = analytics.breakdown(self.database, analytics.dimension_filter(by, filters), duplicates, by=by, limit=limit)
+    def _breakdown(
+        self, filters: Filter, duplicates: list[str] | None, *, by: str, limit: int
+    ) -> list[BreakdownRow]:
+        query = analytics.breakdown(
+            self.database, analytics.dimension_filter(by, filters), duplicates, by=by, limit=limit
+        )
         return [BreakdownRow(value, events, users) for value, events, users in self._rows(query)]
 
     def breakdown(self, filters: Filter, *, by: str, limit: int) -> Breakdown:
@@ -205,7 +225,12 @@ class Analytics:
         )
         [(dau, wau, mau)] = self._rows(query)
         return ActiveUsers(
-            active_now=active_now, window_minutes=window_minutes, date=format_ms(day_ms)[:10], dau=dau, wau=wau, mau=mau
+            active_now=active_now,
+            window_minutes=window_minutes,
+            date=format_ms(day_ms)[:10],
+            dau=dau,
+            wau=wau,
+            mau=mau,
         )
 
     def sessions(self, filters: Filter) -> Sessions:
@@ -223,13 +248,20 @@ class Analytics:
     def funnel(self, filters: Filter, *, steps: Sequence[str], window_seconds: int) -> Funnel:
         """Users who did step 1, then step 2 … within `window_seconds` of their step 1 (windowFunnel)."""
         scoped = filters._replace(event_types=tuple(dict.fromkeys(steps)))
-        query = analytics.funnel(self.database, scoped, self.duplicates(scoped), steps=steps, window_ms=window_seconds * 1000)
+        query = analytics.funnel(
+            self.database, scoped, self.duplicates(scoped), steps=steps, window_ms=window_seconds * 1000
+        )
         at_level = dict(self._rows(query))
         reached = [sum(n for level, n in at_level.items() if level >= k) for k in range(1, len(steps) + 1)]
         return Funnel(
             window_seconds=window_seconds,
             steps=[
-                FunnelStep(step, users, ratio(users, reached[0]), ratio(users, reached[i - 1]) if i else 1.0 if users else 0.0)
+                FunnelStep(
+                    step,
+                    users,
+                    ratio(users, reached[0]),
+                    ratio(users, reached[i - 1]) if i else 1.0 if users else 0.0,
+                )
                 for i, (step, users) in enumerate(zip(steps, reached, strict=True))
             ],
         )
@@ -240,14 +272,18 @@ class Analytics:
         A cohort lists only the periods that have begun before the range's end.
         """
         assert filters.end_ms is not None
-        query = analytics.retention(self.database, filters, self.duplicates(filters), period=period, periods=periods)
+        query = analytics.retention(
+            self.database, filters, self.duplicates(filters), period=period, periods=periods
+        )
         step = INTERVALS[period]
         last = bucket_starts(filters.end_ms - 1, filters.end_ms, period)[0]
         cohorts = []
         for cohort, users, back in self._rows(query):
             start = bucket_starts(_day_ms(cohort), _day_ms(cohort) + 1, period)[0]
             seen = back[: min(periods, (last - start) // step + 1)]
-            cohorts.append(Cohort(cohort=cohort, users=users, retained=seen, rates=[ratio(n, users) for n in seen]))
+            cohorts.append(
+                Cohort(cohort=cohort, users=users, retained=seen, rates=[ratio(n, users) for n in seen])
+            )
         return Retention(period=period, cohorts=cohorts)
 
 

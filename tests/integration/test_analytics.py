@@ -35,12 +35,29 @@ def at(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def event(event_id: str, event_type: str, when: str, who: str, session: str = "", page: str = "/home",
-          channel: str = "web", **fields: object) -> Event:
+def event(
+    event_id: str,
+    event_type: str,
+    when: str,
+    who: str,
+    session: str = "",
+    page: str = "/home",
+    channel: str = "web",
+    **fields: object,
+) -> Event:
     user = {"anonymous_id": who} if who.startswith("anon") else {"user_id": who}
     ms = at(when)
-    return Event(event_id=event_id, event_type=event_type, timestamp=ms, received_at=ms, session_id=session,
-                 url=f"{SHOP}{page}" if page else "", channel=channel, **user, **fields)  # type: ignore[arg-type]
+    return Event(
+        event_id=event_id,
+        event_type=event_type,
+        timestamp=ms,
+        received_at=ms,
+        session_id=session,
+        url=f"{SHOP}{page}" if page else "",
+        channel=channel,
+        **user,
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 PRO, FREE = {"plan": "pro"}, {"plan": "free"}
@@ -49,21 +66,59 @@ EVENTS = [
     event("e1", "page_view", "2026-01-05T10:00:00", "alice", "s1", properties=PRO),
     event("e2", "add_to_cart", "2026-01-05T10:05:00", "alice", "s1", "/cart", properties=PRO),
     event("e3", "checkout_started", "2026-01-05T10:10:00", "alice", "s1", "/checkout", properties=PRO),
-    event("e4", "purchase", "2026-01-05T10:20:00", "alice", "s1", "/done", properties={"plan": "pro", "amount": 30}),
-    event("e5", "page_view", "2026-01-05T11:00:00", "bob", "s2", channel="email", campaign_id="c1", properties=FREE),
-    event("e6", "add_to_cart", "2026-01-05T13:30:00", "bob", "s2", "/cart", channel="email", campaign_id="c1", properties=FREE),
+    event(
+        "e4",
+        "purchase",
+        "2026-01-05T10:20:00",
+        "alice",
+        "s1",
+        "/done",
+        properties={"plan": "pro", "amount": 30},
+    ),
+    event(
+        "e5",
+        "page_view",
+        "2026-01-05T11:00:00",
+        "bob",
+        "s2",
+        channel="email",
+        campaign_id="c1",
+        properties=FREE,
+    ),
+    event(
+        "e6",
+        "add_to_cart",
+        "2026-01-05T13:30:00",
+        "bob",
+        "s2",
+        "/cart",
+        channel="email",
+        campaign_id="c1",
+        properties=FREE,
+    ),
     event("e7", "page_view", "2026-01-05T12:00:00", "anon-1", "s3", "/pricing", channel="ads"),
     event("e8", "page_view", "2026-01-05T12:30:00", "carol", "s4", properties=PRO),
     event("e9", "add_to_cart", "2026-01-05T12:40:00", "carol", "s4", "/cart", properties=PRO),
     event("e10", "page_view", "2026-01-06T09:00:00", "alice", "s5", properties=PRO),
     event("e15", "click", "2026-01-06T09:01:30", "alice", "s5"),
     event("e11", "click", "2026-01-06T09:30:00", "bob", "", channel="email"),
-    event("e12", "page_view", "2026-01-06T10:00:00", "dave", "s6", "/pricing", channel="social", properties={"n": 3}),
+    event(
+        "e12",
+        "page_view",
+        "2026-01-06T10:00:00",
+        "dave",
+        "s6",
+        "/pricing",
+        channel="social",
+        properties={"n": 3},
+    ),
     event("e13", "page_view", "2026-01-12T10:00:00", "alice", "s7"),
     event("e16", "scroll", "2026-01-12T10:05:00", "alice", "s7"),
     event("e14", "page_view", "2026-01-12T11:00:00", "dave", "s8", channel="social"),
 ]
 BY_ID = {e.event_id: e for e in EVENTS}
+
+
 def _copy(event_id: str, when: str) -> Event:
     original = BY_ID[event_id]
     fields = {f: getattr(original, f) for f in original.__struct_fields__}
@@ -88,10 +143,23 @@ def seeded(store: EventStore) -> dict[str, int]:
     store.backend.command(f"SYSTEM STOP MERGES `{store.database}`.`events`")
     now = now_ms()
     recent = [
-        Event(event_id="r1", event_type="page_view", timestamp=now - 2 * 60_000, received_at=now, user_id="recent-1",
-              session_id="rs1", url=f"{SHOP}/home"),
-        Event(event_id="r2", event_type="click", timestamp=now - 20 * 60_000, received_at=now, user_id="recent-2",
-              session_id="rs2"),
+        Event(
+            event_id="r1",
+            event_type="page_view",
+            timestamp=now - 2 * 60_000,
+            received_at=now,
+            user_id="recent-1",
+            session_id="rs1",
+            url=f"{SHOP}/home",
+        ),
+        Event(
+            event_id="r2",
+            event_type="click",
+            timestamp=now - 20 * 60_000,
+            received_at=now,
+            user_id="recent-2",
+            session_id="rs2",
+        ),
     ]
     store.insert(EVENTS + recent)
     store.insert(COPIES)
@@ -99,7 +167,9 @@ def seeded(store: EventStore) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def api(broker: LocalBroker, store: EventStore, engine_path: Path, seeded: dict[str, int]) -> Iterator[httpx.Client]:
+def api(
+    broker: LocalBroker, store: EventStore, engine_path: Path, seeded: dict[str, int]
+) -> Iterator[httpx.Client]:
     settings = load_settings(env=pipeline_env(broker, store.database, engine_path.parent))
     running, stop = start_pipeline(settings, store, with_worker=False)
     with running.client() as client:
@@ -135,7 +205,11 @@ def points(series: dict) -> list[tuple[str, int, int]]:
 
 def test_timeseries_by_day_counts_each_event_at_its_earliest_copy(api: httpx.Client) -> None:
     body = get(api, "timeseries", **{"from": "2026-01-05", "to": "2026-01-08", "interval": "day"})
-    assert (body["interval"], body["from"], body["to"]) == ("day", "2026-01-05T00:00:00.000Z", "2026-01-08T00:00:00.000Z")
+    assert (body["interval"], body["from"], body["to"]) == (
+        "day",
+        "2026-01-05T00:00:00.000Z",
+        "2026-01-08T00:00:00.000Z",
+    )
     assert [s["name"] for s in body["series"]] == ["all"]
     assert points(body["series"][0]) == [
         ("2026-01-05T00:00:00.000Z", 9, 4),  # e1..e9: alice, bob, anon-1, carol
@@ -145,7 +219,11 @@ def test_timeseries_by_day_counts_each_event_at_its_earliest_copy(api: httpx.Cli
 
 
 def test_timeseries_by_hour(api: httpx.Client) -> None:
-    body = get(api, "timeseries", **{"from": "2026-01-05T10:00:00Z", "to": "2026-01-05T15:00:00Z", "interval": "hour"})
+    body = get(
+        api,
+        "timeseries",
+        **{"from": "2026-01-05T10:00:00Z", "to": "2026-01-05T15:00:00Z", "interval": "hour"},
+    )
     assert points(body["series"][0]) == [
         ("2026-01-05T10:00:00.000Z", 4, 1),  # e1 (and its identical copy, once), e2, e3, e4
         ("2026-01-05T11:00:00.000Z", 2, 2),  # e5, and e7 at its earliest copy 11:58
@@ -163,59 +241,109 @@ def test_timeseries_auto_interval_and_filters(api: httpx.Client) -> None:
     days = dict((t, e) for t, e, _ in points(body["series"][0]))
     assert (len(days), sum(days.values())) == (21, 2)  # e12, e14; not e12's copy
     assert days["2026-01-06T00:00:00.000Z"] == 1 and days["2026-01-12T00:00:00.000Z"] == 1
-    body = get(api, "timeseries", **{"from": "2026-01-05", "to": "2026-01-12", "interval": "day",
-                                     "property": ["plan:pro"], "event_type": "page_view"})
+    body = get(
+        api,
+        "timeseries",
+        **{
+            "from": "2026-01-05",
+            "to": "2026-01-12",
+            "interval": "day",
+            "property": ["plan:pro"],
+            "event_type": "page_view",
+        },
+    )
     assert [e for _, e, _ in points(body["series"][0])] == [2, 1, 0, 0, 0, 0, 0]  # e1, e8; e10
-    body = get(api, "timeseries", **{"from": "2026-01-05", "to": "2026-01-12", "interval": "week", "user_id": "anon-1"})
+    body = get(
+        api,
+        "timeseries",
+        **{"from": "2026-01-05", "to": "2026-01-12", "interval": "week", "user_id": "anon-1"},
+    )
     assert points(body["series"][0]) == [("2026-01-05T00:00:00.000Z", 1, 1)]
 
 
 def test_timeseries_group_by_top_and_other(api: httpx.Client) -> None:
-    body = get(api, "timeseries", **{"from": "2026-01-05", "to": "2026-01-08", "interval": "day",
-                                     "group_by": "event_type", "top": 1})
+    body = get(
+        api,
+        "timeseries",
+        **{"from": "2026-01-05", "to": "2026-01-08", "interval": "day", "group_by": "event_type", "top": 1},
+    )
     assert {s["name"]: points(s) for s in body["series"]} == {
         "page_view": [  # 6 page views in the range, the top type
-            ("2026-01-05T00:00:00.000Z", 4, 4), ("2026-01-06T00:00:00.000Z", 2, 2), ("2026-01-07T00:00:00.000Z", 0, 0)],
+            ("2026-01-05T00:00:00.000Z", 4, 4),
+            ("2026-01-06T00:00:00.000Z", 2, 2),
+            ("2026-01-07T00:00:00.000Z", 0, 0),
+        ],
         "other": [  # e2 e3 e4 e6 e9 (alice, bob, carol); e15 e11 (alice, bob)
-            ("2026-01-05T00:00:00.000Z", 5, 3), ("2026-01-06T00:00:00.000Z", 2, 2), ("2026-01-07T00:00:00.000Z", 0, 0)],
+            ("2026-01-05T00:00:00.000Z", 5, 3),
+            ("2026-01-06T00:00:00.000Z", 2, 2),
+            ("2026-01-07T00:00:00.000Z", 0, 0),
+        ],
     }
     assert [s["name"] for s in body["series"]] == ["page_view", "other"]
-    body = get(api, "timeseries", **{"from": "2026-01-05", "to": "2026-01-06", "interval": "day", "group_by": "property:plan"})
+    body = get(
+        api,
+        "timeseries",
+        **{"from": "2026-01-05", "to": "2026-01-06", "interval": "day", "group_by": "property:plan"},
+    )
     assert {s["name"]: points(s)[0][1:] for s in body["series"]} == {"pro": (6, 2), "free": (2, 1)}
 
 
 def test_breakdown(api: httpx.Client) -> None:
     body = get(api, "breakdown", dimension="channel", **{"from": "2026-01-05", "to": "2026-01-19"})
-    assert body == {"dimension": "channel", "rows": [
-        {"value": "web", "events": 10, "users": 2},  # alice and carol
-        {"value": "email", "events": 3, "users": 1},
-        {"value": "social", "events": 2, "users": 1},  # e12 once
-        {"value": "ads", "events": 1, "users": 1},
-    ]}
+    assert body == {
+        "dimension": "channel",
+        "rows": [
+            {"value": "web", "events": 10, "users": 2},  # alice and carol
+            {"value": "email", "events": 3, "users": 1},
+            {"value": "social", "events": 2, "users": 1},  # e12 once
+            {"value": "ads", "events": 1, "users": 1},
+        ],
+    }
     body = get(api, "breakdown", dimension="channel", limit=2, **{"from": "2026-01-05", "to": "2026-01-19"})
     assert [r["value"] for r in body["rows"]] == ["web", "email"]
     body = get(api, "breakdown", dimension="property:plan", **{"from": "2026-01-05", "to": "2026-01-19"})
-    assert body["rows"] == [{"value": "pro", "events": 7, "users": 2}, {"value": "free", "events": 2, "users": 1}]
-    body = get(api, "breakdown", dimension="event_type", property="plan:pro", **{"from": "2026-01-05", "to": "2026-01-19"})
     assert body["rows"] == [
-        {"value": "page_view", "events": 3, "users": 2}, {"value": "add_to_cart", "events": 2, "users": 2},
-        {"value": "checkout_started", "events": 1, "users": 1}, {"value": "purchase", "events": 1, "users": 1},
+        {"value": "pro", "events": 7, "users": 2},
+        {"value": "free", "events": 2, "users": 1},
+    ]
+    body = get(
+        api,
+        "breakdown",
+        dimension="event_type",
+        property="plan:pro",
+        **{"from": "2026-01-05", "to": "2026-01-19"},
+    )
+    assert body["rows"] == [
+        {"value": "page_view", "events": 3, "users": 2},
+        {"value": "add_to_cart", "events": 2, "users": 2},
+        {"value": "checkout_started", "events": 1, "users": 1},
+        {"value": "purchase", "events": 1, "users": 1},
     ]
     # A number property reads as its JSON text; a filter matches it the same way.
     body = get(api, "breakdown", dimension="property:n", **{"from": "2026-01-05", "to": "2026-01-19"})
     assert body["rows"] == [{"value": "3", "events": 1, "users": 1}]
-    body = get(api, "breakdown", dimension="campaign", property="n:3", **{"from": "2026-01-05", "to": "2026-01-19"})
+    body = get(
+        api, "breakdown", dimension="campaign", property="n:3", **{"from": "2026-01-05", "to": "2026-01-19"}
+    )
     assert body["rows"] == [{"value": "", "events": 1, "users": 1}]
-    body = get(api, "breakdown", dimension="referrer", url=f"{SHOP}/pricing", **{"from": "2026-01-05", "to": "2026-01-19"})
+    body = get(
+        api,
+        "breakdown",
+        dimension="referrer",
+        url=f"{SHOP}/pricing",
+        **{"from": "2026-01-05", "to": "2026-01-19"},
+    )
     assert body["rows"] == [{"value": "", "events": 2, "users": 2}]
 
 
 def test_top_pages(api: httpx.Client) -> None:
     body = get(api, "top-pages", **{"from": "2026-01-05", "to": "2026-01-19"})
-    assert body == {"rows": [
-        {"url": f"{SHOP}/home", "views": 6, "visitors": 4},  # e1 e5 e8 e10 e13 e14
-        {"url": f"{SHOP}/pricing", "views": 2, "visitors": 2},  # e7 e12
-    ]}
+    assert body == {
+        "rows": [
+            {"url": f"{SHOP}/home", "views": 6, "visitors": 4},  # e1 e5 e8 e10 e13 e14
+            {"url": f"{SHOP}/pricing", "views": 2, "visitors": 2},  # e7 e12
+        ]
+    }
     assert len(get(api, "top-pages", limit=1, **{"from": "2026-01-05", "to": "2026-01-19"})["rows"]) == 1
 
 
@@ -226,7 +354,9 @@ def test_active_users(api: httpx.Client) -> None:
     body = get(api, "active-users", date="2026-01-07", window_minutes=30)
     assert body == {"active_now": 2, "window_minutes": 30, "date": "2026-01-07", "dau": 0, "wau": 5, "mau": 5}
     assert get(api, "active-users", date="2026-02-11")["mau"] == 0  # 01-13 .. 02-11: nobody
-    assert get(api, "active-users", date="2026-02-10")["mau"] == 2  # 01-12 .. 02-10: alice (e13, e16) and dave (e14)
+    assert (
+        get(api, "active-users", date="2026-02-10")["mau"] == 2
+    )  # 01-12 .. 02-10: alice (e13, e16) and dave (e14)
 
 
 def test_sessions(api: httpx.Client) -> None:
@@ -246,13 +376,32 @@ def test_funnel(api: httpx.Client) -> None:
     body = get(api, "funnel", steps=steps, **{"from": "2026-01-05", "to": "2026-01-19"})
     # alice: all four in 20 min; carol: page_view, add_to_cart 10 min later; bob: add_to_cart 2.5 h after his
     # page view (its copy at 13:00 is not counted); anon-1, dave: page views only.
-    assert body == {"window_seconds": 3600, "steps": [
-        {"step": "page_view", "users": 5, "conversion_from_first": 1.0, "conversion_from_previous": 1.0},
-        {"step": "add_to_cart", "users": 2, "conversion_from_first": 0.4, "conversion_from_previous": 0.4},
-        {"step": "checkout_started", "users": 1, "conversion_from_first": 0.2, "conversion_from_previous": 0.5},
-        {"step": "purchase", "users": 1, "conversion_from_first": 0.2, "conversion_from_previous": 1.0},
-    ]}
-    body = get(api, "funnel", steps=["page_view", "add_to_cart"], window_seconds=60, **{"from": "2026-01-05", "to": "2026-01-19"})
+    assert body == {
+        "window_seconds": 3600,
+        "steps": [
+            {"step": "page_view", "users": 5, "conversion_from_first": 1.0, "conversion_from_previous": 1.0},
+            {
+                "step": "add_to_cart",
+                "users": 2,
+                "conversion_from_first": 0.4,
+                "conversion_from_previous": 0.4,
+            },
+            {
+                "step": "checkout_started",
+                "users": 1,
+                "conversion_from_first": 0.2,
+                "conversion_from_previous": 0.5,
+            },
+            {"step": "purchase", "users": 1, "conversion_from_first": 0.2, "conversion_from_previous": 1.0},
+        ],
+    }
+    body = get(
+        api,
+        "funnel",
+        steps=["page_view", "add_to_cart"],
+        window_seconds=60,
+        **{"from": "2026-01-05", "to": "2026-01-19"},
+    )
     assert [s["users"] for s in body["steps"]] == [5, 0]
     body = get(api, "funnel", steps=["purchase", "page_view"], **{"from": "2026-01-05", "to": "2026-01-19"})
     assert [s["users"] for s in body["steps"]] == [1, 0]  # alice's later page views are a day away
@@ -260,15 +409,31 @@ def test_funnel(api: httpx.Client) -> None:
 
 def test_retention(api: httpx.Client) -> None:
     body = get(api, "retention", period="day", periods=3, **{"from": "2026-01-05", "to": "2026-01-08"})
-    assert body == {"period": "day", "cohorts": [
-        {"cohort": "2026-01-05", "users": 4, "retained": [4, 2, 0], "rates": [1.0, 0.5, 0.0]},  # alice, bob on day 1
-        # dave: the copy of e12 on 01-07 is not a return visit; only 2 periods have begun before 'to'
-        {"cohort": "2026-01-06", "users": 1, "retained": [1, 0], "rates": [1.0, 0.0]},
-    ]}
+    assert body == {
+        "period": "day",
+        "cohorts": [
+            {
+                "cohort": "2026-01-05",
+                "users": 4,
+                "retained": [4, 2, 0],
+                "rates": [1.0, 0.5, 0.0],
+            },  # alice, bob on day 1
+            # dave: the copy of e12 on 01-07 is not a return visit; only 2 periods have begun before 'to'
+            {"cohort": "2026-01-06", "users": 1, "retained": [1, 0], "rates": [1.0, 0.0]},
+        ],
+    }
     body = get(api, "retention", period="week", periods=2, **{"from": "2026-01-05", "to": "2026-01-19"})
-    assert body == {"period": "week", "cohorts": [
-        {"cohort": "2026-01-05", "users": 5, "retained": [5, 2], "rates": [1.0, 0.4]},  # alice, dave in week 2
-    ]}
+    assert body == {
+        "period": "week",
+        "cohorts": [
+            {
+                "cohort": "2026-01-05",
+                "users": 5,
+                "retained": [5, 2],
+                "rates": [1.0, 0.4],
+            },  # alice, dave in week 2
+        ],
+    }
 
 
 def test_fallback_for_many_copies_gives_the_same_answers(
@@ -278,13 +443,21 @@ def test_fallback_for_many_copies_gives_the_same_answers(
     reader = Analytics(store)
     weeks = Filter(start_ms=at("2026-01-05T00:00:00"), end_ms=at("2026-01-19T00:00:00"))
     days = weeks._replace(end_ms=at("2026-01-08T00:00:00"))
-    normal = (reader.timeseries(days, interval="hour"), reader.sessions(weeks), reader.retention(days, period="day", periods=3),
-              reader.funnel(weeks, steps=["page_view", "add_to_cart"], window_seconds=3600))
+    normal = (
+        reader.timeseries(days, interval="hour"),
+        reader.sessions(weeks),
+        reader.retention(days, period="day", periods=3),
+        reader.funnel(weeks, steps=["page_view", "add_to_cart"], window_seconds=3600),
+    )
     assert reader.duplicates(weeks) is not None and len(reader.duplicates(weeks) or []) == 4
     monkeypatch.setattr(analytics_sql, "MAX_DUPLICATES", 1)
     assert reader.duplicates(weeks) is None
-    grouped = (reader.timeseries(days, interval="hour"), reader.sessions(weeks), reader.retention(days, period="day", periods=3),
-               reader.funnel(weeks, steps=["page_view", "add_to_cart"], window_seconds=3600))
+    grouped = (
+        reader.timeseries(days, interval="hour"),
+        reader.sessions(weeks),
+        reader.retention(days, period="day", periods=3),
+        reader.funnel(weeks, steps=["page_view", "add_to_cart"], window_seconds=3600),
+    )
     assert grouped == normal
     assert sum(p.events for p in grouped[0].series[0].points) == 13  # day 0 and day 1, each event once
 
@@ -338,7 +511,16 @@ def test_bad_parameters_are_a_400_naming_the_parameter(
 
 def test_every_endpoint_is_documented_with_an_example(api: httpx.Client) -> None:
     paths = api.get("/schema/openapi.json").json()["paths"]
-    for name in ("overview", "timeseries", "breakdown", "top-pages", "active-users", "sessions", "funnel", "retention"):
+    for name in (
+        "overview",
+        "timeseries",
+        "breakdown",
+        "top-pages",
+        "active-users",
+        "sessions",
+        "funnel",
+        "retention",
+    ):
         operation = paths[f"/analytics/{name}"]["get"]
         ok = operation["responses"]["200"]["content"]["application/json"]
         assert ok["examples"], name

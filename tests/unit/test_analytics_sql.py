@@ -21,8 +21,17 @@ NASTY = "x'; DROP TABLE events; -- {user:String}"
 
 
 def test_user_values_travel_only_as_parameters() -> None:
-    filters = Filter(start_ms=1, end_ms=2, event_type=NASTY, user=NASTY, url=NASTY, channel=NASTY,
-                     properties=((NASTY, NASTY),), event_types=(NASTY,), with_property=NASTY)
+    filters = Filter(
+        start_ms=1,
+        end_ms=2,
+        event_type=NASTY,
+        user=NASTY,
+        url=NASTY,
+        channel=NASTY,
+        properties=((NASTY, NASTY),),
+        event_types=(NASTY,),
+        with_property=NASTY,
+    )
     for query in (
         analytics.breakdown("db", filters, [NASTY], by=f"property:{NASTY}", limit=5),
         analytics.timeseries("db", filters, [], step_ms=60_000, origin_ms=0, group_by="url", top=[NASTY]),
@@ -40,8 +49,14 @@ def test_each_filter_adds_its_fragment_only_when_present() -> None:
     assert fragments[0] == "timestamp >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')"
     assert fragments[1] == "channel = {channel:String}"
     assert len(fragments) == 4
-    assert params == {"start_ms": 5, "channel": "web", "prop_key_0": "plan", "prop_value_0": "pro",
-                      "prop_key_1": "n", "prop_value_1": "3"}
+    assert params == {
+        "start_ms": 5,
+        "channel": "web",
+        "prop_key_0": "plan",
+        "prop_value_0": "pro",
+        "prop_key_1": "n",
+        "prop_value_1": "3",
+    }
 
 
 def test_source_reads_plain_rows_without_duplicates_and_groups_only_the_copies_with_them() -> None:
@@ -88,12 +103,19 @@ def test_time_range_defaults_and_limits() -> None:
     with pytest.raises(InvalidParameter, match="400 days"):
         p.time_range("2024-01-01", None, now_ms=now)
     # Retention: the last N periods, the current one included.
-    assert p.retention_range(None, None, period_name="week", periods=2, now_ms=now)[0] == parse_time("2026-01-19")
-    assert p.retention_range(None, None, period_name="day", periods=1, now_ms=now)[0] == parse_time("2026-01-31")
+    assert p.retention_range(None, None, period_name="week", periods=2, now_ms=now)[0] == parse_time(
+        "2026-01-19"
+    )
+    assert p.retention_range(None, None, period_name="day", periods=1, now_ms=now)[0] == parse_time(
+        "2026-01-31"
+    )
 
 
 def test_parameter_syntax() -> None:
-    assert p.properties(["plan:pro", "url:https://x.test/a:b"]) == (("plan", "pro"), ("url", "https://x.test/a:b"))
+    assert p.properties(["plan:pro", "url:https://x.test/a:b"]) == (
+        ("plan", "pro"),
+        ("url", "https://x.test/a:b"),
+    )
     assert p.dimension("property:plan", "dimension") == "property:plan"
     for bad in ("plan", ":x"):
         with pytest.raises(InvalidParameter):
