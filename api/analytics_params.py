@@ -138,8 +138,10 @@ def day(value: str | None, *, now_ms: int) -> int:
         parsed = date.fromisoformat(value) if len(value) == 10 else None
     except ValueError:
         parsed = None
-    if parsed is None or parsed.year < 2000:
-        raise InvalidParameter(f"expected a date YYYY-MM-DD from 2000 on, got {value[:40]!r}", field="date")
+    if parsed is None or not 2000 <= parsed.year < 2299:
+        raise InvalidParameter(
+            f"expected a date YYYY-MM-DD from 2000 to 2298, got {value[:40]!r}", field="date"
+        )
     return int(datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC).timestamp() * 1000)
 
 

@@ -494,6 +494,7 @@ BAD_REQUESTS = [
     ("active-users", {"window_minutes": 1441}, "window_minutes", ""),
     ("active-users", {"date": "yesterday"}, "date", "YYYY-MM-DD"),
     ("active-users", {"date": "2026-02-30"}, "date", "YYYY-MM-DD"),
+    ("active-users", {"date": "9999-12-31"}, "date", "YYYY-MM-DD"),
     ("sessions", {"to": "99999999999999999"}, "to", "2300"),
 ]
 
@@ -525,3 +526,33 @@ def test_every_endpoint_is_documented_with_an_example(api: httpx.Client) -> None
         ok = operation["responses"]["200"]["content"]["application/json"]
         assert ok["examples"], name
         assert "400" in operation["responses"], name
+
+
+def nothing_found(body: dict) -> bool:
+    """No event counted anywhere in an answer (the recent events lie outside every range below)."""
+    if "series" in body:
+        return all(p["events"] == p["users"] == 0 for series in body["series"] for p in series["points"])
+    if "cohorts" in body:
+        return body["cohorts"] == []
+    if "steps" in body:
+        return all(step["users"] == 0 for step in body["steps"])
+    if "rows" in body:
+        return body["rows"] == []
+    return body["dau"] == body["wau"] == body["mau"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("timeseries", {"to": "1"}),  # 1970: the default range starts before the epoch
+        ("timeseries", {"from": "2299-12-01", "to": "2299-12-31T23:00:00Z", "interval": "day"}),
+        ("retention", {"to": "1970-01-02", "period": "week", "periods": 52}),
+        ("active-users", {"date": "2298-12-31"}),
+        ("funnel", {"steps": ["a", "a"], "window_seconds": 90 * 86400}),
+        ("breakdown", {"dimension": "property:\0'\\`{x:String}"}),
+    ],
+)
+def test_odd_but_valid_parameters_answer_with_nothing_found(
+    api: httpx.Client, path: str, params: dict
+) -> None:
+    assert nothing_found(get(api, path, **params))
