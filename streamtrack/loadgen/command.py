@@ -3,7 +3,7 @@
 Progress goes to stderr once a second as a line for people, or to stdout as JSON lines
 (`--progress json`) for the dev-mode control that runs this command as a child process.
 Ctrl-C (or SIGTERM, or stdin closing with `--stop-on-eof`) stops sending, lets the
-requests in flight finish, and prints the summary.
+requests in flight finish, and prints the summary; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -87,8 +87,15 @@ async def _run(plan: LoadPlan, traffic: Traffic, progress: str, stop_on_eof: boo
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def first_signal() -> None:  # the next one stops at once (the default handlers are back)
+        stop.set()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, first_signal)
     if stop_on_eof:  # the parent (dev mode) went away: stop rather than load nothing forever
         threading.Thread(target=_wait_eof, args=(loop, stop), daemon=True).start()
     return await run_load(plan, traffic, stop=stop, on_progress=_reporter(progress, about))
@@ -113,7 +120,7 @@ def _summary(stats: LoadStats, plan: LoadPlan) -> str:
     status = stats.snapshot()
     target = "max" if plan.rate is None else f"{plan.rate:g}/s"
     lines = [
-        f"sent {status['sent']} events in {status['requests']} requests over {status['elapsed_s']:.1f} s "
+        f"sent {status['sent']} events over {status['elapsed_s']:.1f} s, {status['requests']} requests answered "
         f"(target {target}, achieved {status['achieved_rate']:,.1f} accepted events/s)",
         f"accepted {status['accepted']}, errors {status['errors']}, retried {status['retries']}",
         f"request latency ms: p50 {status['p50_ms']:.1f}, p95 {status['p95_ms']:.1f}, p99 {status['p99_ms']:.1f}",
