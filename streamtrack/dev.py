@@ -159,6 +159,7 @@ Try:
   curl -s -X POST {base}/track -H 'Content-Type: application/json' \\
        -d '{{"event_type":"page_view","user_id":"u-1","url":"https://example.com/"}}'
   curl -s '{base}/activities?user_id=u-1'
+  streamtrack loadgen --url {base} --rate 1000 --duration 30   # or the dashboard's load buttons
 """,
         flush=True,
     )
