@@ -126,13 +126,14 @@ async def run_load(
             remaining -= n
             task = asyncio.create_task(_send(client, url, events, stats, plan.retries))
             in_flight.add(task)
-            task.add_done_callback(lambda t: (in_flight.discard(t), slots.release()))
+            task.add_done_callback(in_flight.discard)
+            task.add_done_callback(lambda _: slots.release())
         if in_flight:
             await asyncio.gather(*in_flight)
     stats.finish()
-    if progress is not None:
+    if progress is not None and on_progress is not None:
         progress.cancel()
-        on_progress(stats.snapshot())  # type: ignore[misc]
+        on_progress(stats.snapshot())
     return stats
 
 
@@ -193,7 +194,9 @@ async def _attempt(
 def _batch_outcome(
     results: list[dict[str, Any]], events: list[dict[str, Any]], retry_after: float
 ) -> tuple[int, list[tuple[str, dict[str, Any]]], dict[str, int], float]:
-    accepted, retry, failed = 0, [], {}
+    accepted = 0
+    retry: list[tuple[str, dict[str, Any]]] = []
+    failed: dict[str, int] = {}
     for item in results:
         if item["status"] == "accepted":
             accepted += 1
