@@ -9,7 +9,7 @@ the rows that match the query's filters (as /activities does). Grouping every ro
 event id is exact but costs ~0.35-2.5 s at 10M rows on two cores, while stored copies are
 rare (the worker drops nearly all redeliveries). So a query runs in two steps:
 1. `duplicate_hashes`: the 64-bit hashes of the ids stored more than once within the
-   filters (one GROUP BY on a UInt64, ~3x cheaper than on the id text).
+   filters (one GROUP BY on a UInt64: ~0.2 s instead of ~0.35 s on the id text at 10M rows).
 2. The analytic query reads `source(...)`: plain rows of every event whose hash is not a
    candidate, plus the candidates grouped by their real id, one row each at its earliest
    copy; a hash collision between two different ids thus only costs a little grouping,
@@ -32,7 +32,7 @@ from streamtrack.store.queries import Query
 from streamtrack.store.schema import EVENTS_TABLE, quote_identifier
 
 MAX_DUPLICATES = 10_000
-"""Most duplicated ids passed to the analytic query as a parameter; beyond, group every row."""
+"""Most candidate hashes passed to the analytic query as a parameter; beyond, group every row."""
 
 USER = "if(user_id != '', user_id, anonymous_id)"
 """Who did it: the user id, or the anonymous id of a visitor not yet identified."""
