@@ -81,13 +81,14 @@ class LoadgenControl:
 
     def _read(self, child: subprocess.Popen[bytes]) -> None:
         assert child.stdout is not None
-        for line in child.stdout:
-            try:
-                status = json.loads(line)
-            except ValueError:
-                continue  # not a status line; the child's own messages go to stderr
-            if isinstance(status, dict):
-                self._status = status
+        with child.stdout:
+            for line in child.stdout:
+                try:
+                    status = json.loads(line)
+                except ValueError:
+                    continue  # not a status line; the child's own messages go to stderr
+                if isinstance(status, dict):
+                    self._status = status
         child.wait()
         if child.stdin is not None:
             child.stdin.close()

@@ -240,6 +240,7 @@ def test_the_generator_stops_when_its_parent_goes_away() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
 
 
 def test_dev_mode_serves_the_control_and_stops_the_generator_on_ctrl_c(tmp_path: Path) -> None:
