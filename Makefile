@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test bench install clean lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test bench install clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -25,7 +25,11 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/streamtrack dev
 
-test: $(STAMP) $(CHROMIUM)
+# The official Segment/RudderStack SDKs the Segment-compatible API is tested with (.sdk/, pinned in tests/sdk/).
+sdk-clients:
+	PYTHON=$(PYTHON) scripts/sdk-clients
+
+test: $(STAMP) $(CHROMIUM) sdk-clients
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -13,9 +13,11 @@ from streamtrack.api.analytics import ANALYTICS_HANDLERS
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
+from streamtrack.api.identities import IDENTITY_HANDLERS
 from streamtrack.api.ingest import batch, track
 from streamtrack.api.openapi import docs_assets_router, openapi_config
 from streamtrack.api.pipeline import pipeline_status
+from streamtrack.api.segment import SEGMENT_HANDLERS
 from streamtrack.api.services import Services
 from streamtrack.api.telemetry import RequestTelemetry, prometheus_metrics
 
@@ -31,6 +33,8 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
             prometheus_metrics,
             pipeline_status, *DASHBOARD_ROUTES,
             *ANALYTICS_HANDLERS,
+            *SEGMENT_HANDLERS,
+            *IDENTITY_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},

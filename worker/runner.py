@@ -28,8 +28,10 @@ from opentelemetry.trace import SpanKind
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
+from streamtrack.identities import identity_records
 from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
+from streamtrack.store.identities import insert_identities
 from streamtrack.telemetry import metrics
 from streamtrack.telemetry.tracing import links_to, parent_of_batch, span_context_from_headers, tracer, tracing_enabled
 from streamtrack.worker.batching import Batch, collect
@@ -158,6 +160,8 @@ class Worker:
                 )
         fresh = new_events(events, self.store) if events else []
         if fresh:
+            # Identity records first: if the events' insert then fails, the replay re-derives them.
+            insert_identities(self.store, *identity_records(fresh), dedup_token=batch.dedup_token())
             started = time.perf_counter()
             with tracer().start_as_current_span(
                 f"INSERT {self.store.database}.events", kind=SpanKind.CLIENT,

@@ -134,3 +134,63 @@ def _add_column_statements(db: str, on_cluster: str, tables: list[str], added: S
 def drop_statements(database: str, cluster: str = "") -> list[str]:
     """Remove the database and everything in it (tests, `streamtrack` clean-ups)."""
     return [f"DROP DATABASE IF EXISTS {quote_identifier(database)}{_on_cluster(cluster)} SYNC"]
+
+
+# --- identities (issue 7: Segment's identify, group and alias calls) ---------------------------
+#
+# `identities` keeps every identify/group call's traits, one row per call (ordered by kind, id,
+# event id: a replayed call collapses into its first copy); reads merge them oldest to newest,
+# trait by trait, as Segment's profiles do, so a later call that sends only `plan` keeps the
+# `email` of an earlier one. `aliases` links an id (an anonymous id, or an old user id) to the
+# user it became, from alias calls and from identify calls that carry both ids; a
+# ReplacingMergeTree keyed on the link, versioned by time, so repeated identify calls collapse
+# and, for one id linked twice, reads take the latest link (argMax).
+IDENTITIES_TABLE = "identities"
+ALIASES_TABLE = "aliases"
+
+IDENTITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("kind", "LowCardinality(String)"),  # 'user' | 'group'
+    ("id", "String"),
+    ("event_id", "String"),
+    ("timestamp", "DateTime64(3, 'UTC')"),
+    ("member", "String"),  # group calls: the user who made the call
+    ("traits", "String"),  # the JSON object text
+)
+ALIAS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("previous_id", "String"),
+    ("user_id", "String"),
+    ("event_id", "String"),
+    ("timestamp", "DateTime64(3, 'UTC')"),
+)
+_IDENTITY_TABLES = (
+    # table, columns, engine arguments (version column), sorting key, sharding key
+    (IDENTITIES_TABLE, IDENTITY_COLUMNS, "", "(kind, id, event_id)", "cityHash64(id)"),
+    (ALIASES_TABLE, ALIAS_COLUMNS, "timestamp", "(previous_id, user_id)", "cityHash64(previous_id)"),
+)
+
+
+def identity_statements(database: str, cluster: str = "") -> list[str]:
+    """The DDL of the identity tables (run after `schema_statements`, which creates the database)."""
+    db = quote_identifier(database)
+    on_cluster = _on_cluster(cluster)
+    statements = []
+    for table, columns, version, order_by, shard_by in _IDENTITY_TABLES:
+        definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in columns)
+        if not cluster:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {db}.`{table}`\n(\n{definitions}\n)\n"
+                f"ENGINE = ReplacingMergeTree({version})\nORDER BY {order_by}\n"
+                "SETTINGS non_replicated_deduplication_window = 1000"
+            )
+            continue
+        local = f"{table}_local"
+        path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
+            f"ENGINE = ReplicatedReplacingMergeTree({path}{', ' + version if version else ''})\nORDER BY {order_by}"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{on_cluster} AS {db}.`{local}`\n"
+            f"ENGINE = Distributed('{cluster}', '{database}', '{local}', {shard_by})"
+        )
+    return statements

@@ -18,7 +18,13 @@ from streamtrack.events import Event
 from streamtrack.store import queries
 from streamtrack.store.backend import Backend
 from streamtrack.store.codec import events_to_arrow, rows_to_events
-from streamtrack.store.schema import EVENTS_TABLE, drop_statements, quote_identifier, schema_statements
+from streamtrack.store.schema import (
+    EVENTS_TABLE,
+    drop_statements,
+    identity_statements,
+    quote_identifier,
+    schema_statements,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +46,7 @@ class EventStore:
 
     def migrate(self) -> None:
         """Create or update the schema; harmless to run on every start."""
-        for statement in schema_statements(self.database, self.cluster):
+        for statement in schema_statements(self.database, self.cluster) + identity_statements(self.database, self.cluster):
             self.backend.command(statement)
 
     def ping(self) -> None:

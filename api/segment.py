@@ -1,0 +1,141 @@
+"""The Segment HTTP Tracking API: `/v1/track`, `/identify`, `/page`, `/screen`, `/group`,
+`/alias`, `/batch` (and `/import`, its older name), so apps using Segment's or RudderStack's
+SDKs switch to StreamTrack by changing their host.
+
+Answers as Segment does, because the SDKs act on the status: `200 {"success": true}` once
+the broker acknowledged every valid message; `400` for what retrying cannot fix (size,
+JSON, a missing field), which the SDKs drop; `503` + `Retry-After` when the broker did not
+acknowledge, which the SDKs retry with the same messageIds, stored once. A batch with some
+invalid messages stores the valid ones and lists the others in its 200 answer (Segment
+accepts such a batch and drops them silently). Translation lives in `streamtrack.segment`;
+producing is the same path as /track, so traces, metrics and backpressure come with it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+
+from streamtrack.api.errors import ErrorBody
+from streamtrack.api.ingest import JSON_TYPES, _context
+from streamtrack.api.services import Services
+from streamtrack.errors import ClientError, RetryableError
+from streamtrack.events import Event
+from streamtrack.segment import (
+    MAX_BATCH_BYTES,
+    MAX_MESSAGE_BYTES,
+    MissingWriteKey,
+    SegmentError,
+    decode_message,
+    decompress,
+    split_batch,
+    to_event,
+    write_key,
+)
+from streamtrack.telemetry.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED
+
+
+class Rejected(msgspec.Struct, omit_defaults=True):
+    index: int
+    code: str
+    message: str
+    field: str | None = None
+
+
+class Success(msgspec.Struct, omit_defaults=True):
+    success: bool = True
+    rejected: list[Rejected] = msgspec.field(default_factory=list)
+    """Batch messages that were invalid (not stored); the others were."""
+
+
+def _error(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
+
+
+_RESPONSES = {
+    400: _error("Not JSON, over Segment's limits (32 KB a message, 500 KB a batch) or an invalid message."),
+    401: _error("No write key: send it as the HTTP Basic user name, or as `writeKey` in the body."),
+    503: _error("The broker did not acknowledge in time; retry with the same messageIds after Retry-After."),
+}
+
+
+async def _read(request: Request, max_bytes: int) -> bytes:
+    """The body, uncompressed and within `max_bytes`; every refusal a 400 as Segment answers."""
+    media_type = request.content_type[0].lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        raise SegmentError(f"send the body as application/json, not {media_type}", field="Content-Type",
+                           code="unsupported_media_type")
+    body = decompress(await request.body(), request.headers.get("content-encoding", ""), max_bytes)
+    if len(body) > max_bytes:
+        raise SegmentError(f"the body is {len(body)} bytes; Segment's limit here is {max_bytes}",
+                           code="payload_too_large")
+    if not body.strip():
+        raise SegmentError("the body is empty; send a JSON message", code="empty_body")
+    return body
+
+
+def _authenticate(request: Request, body_key: object) -> None:
+    if write_key(request.headers.get("authorization"), body_key) is None:
+        raise MissingWriteKey(
+            "no write key: send it as the HTTP Basic user name (Authorization: Basic base64('KEY:')) or as 'writeKey'",
+            field="writeKey",
+        )
+
+
+@post(
+    ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"],
+    status_code=200, tags=["segment"], summary="One Segment call", responses=_RESPONSES,
+)
+async def segment_call(request: Request, services: NamedDependency[Services]) -> Success:
+    """One Segment call; the path names its type. 200 once the broker acknowledged it."""
+    call_type = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        message = decode_message(await _read(request, MAX_MESSAGE_BYTES))
+        _authenticate(request, message.get("writeKey"))
+        event = to_event(message, call_type, _context(request), services.limits)
+        await services.producer.send(event)
+    except (ClientError, RetryableError) as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+    EVENTS_ACCEPTED.inc()
+    return Success()
+
+
+@post(["/v1/batch", "/v1/import"], status_code=200, tags=["segment"], summary="A Segment batch", responses=_RESPONSES)
+async def segment_batch(request: Request, services: NamedDependency[Services]) -> Response[Success]:
+    """Many calls of any type. 200 once the broker acknowledged every valid one; invalid ones listed."""
+    try:
+        batch = split_batch(await _read(request, MAX_BATCH_BYTES), max_messages=services.settings.max_batch_events)
+        _authenticate(request, batch.writeKey)
+    except ClientError as exc:
+        EVENTS_REJECTED.labels(exc.code).inc()
+        raise
+    context = _context(request)
+    events: list[Event] = []
+    rejected: list[Rejected] = []
+    for index, raw in enumerate(batch.batch):
+        try:
+            events.append(to_event(decode_message(raw), None, context, services.limits, sent_at=batch.sentAt))
+        except SegmentError as exc:
+            field = f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
+            rejected.append(Rejected(index, exc.code, exc.message, field))
+    for code, count in Counter(r.code for r in rejected).items():
+        EVENTS_REJECTED.labels(code).inc(count)
+    if not events:
+        first = rejected[0]
+        raise SegmentError(f"no valid message in the batch; first: {first.message}", field=first.field, code=first.code)
+    failures = [outcome for outcome in await services.producer.send_many(events) if outcome is not None]
+    if failures:
+        # Segment's SDKs retry the whole batch: the acknowledged messages come again with the
+        # same messageIds and the worker stores them once.
+        EVENTS_REJECTED.labels(failures[0].code).inc(len(failures))
+        raise failures[0]
+    EVENTS_ACCEPTED.inc(len(events))
+    return Response(Success(rejected=rejected), status_code=200)
+
+
+SEGMENT_HANDLERS = [segment_call, segment_batch]

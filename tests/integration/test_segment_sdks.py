@@ -1,0 +1,141 @@
+"""The official SDKs, unchanged, pointed at a running StreamTrack: every call type stored exactly once.
+
+Each SDK runs as its own program (tests/sdk/send_python.py, send_node.js) from .sdk/, which
+scripts/sdk-clients installs at the versions pinned in tests/sdk/ (make test runs it; so does
+this module if needed). It talks to the real pipeline through a loopback proxy that forwards
+every request but answers the first one with a 503 after StreamTrack accepted it: a response
+lost on the way back, the case where SDKs retry the same messages. They must still be stored
+once, read back through /activities, the analytics endpoints and the identity endpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK = ROOT / ".sdk"
+SENDERS = ROOT / "tests" / "sdk"
+LIBRARIES = {"segment-python": "analytics-python", "rudder-python": "analytics-python",
+             "segment-node": "@segment/analytics-node"}
+EXPECTED_TYPES = {"page_view": 1, "$identify": 2, "Signed Up": 1, "screen_view": 1, "$group": 1, "$alias": 1}
+
+
+@pytest.fixture(scope="module")
+def sdk_clients() -> Path:
+    """The SDKs' folder, installed (or brought up to date with the pins) by scripts/sdk-clients."""
+    subprocess.run([str(ROOT / "scripts" / "sdk-clients")], check=True, timeout=600, cwd=ROOT)
+    return SDK
+
+
+class LosingProxy:
+    """Forwards to StreamTrack; the first request's answer is replaced by a 503 (after it was stored)."""
+
+    def __init__(self, target: str) -> None:
+        self.requests: list[int] = []
+        """StreamTrack's status for each forwarded request."""
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.post(target + self.path, content=body, headers=headers, timeout=30)
+                proxy.requests.append(answer.status_code)
+                status, content = answer.status_code, answer.content
+                if len(proxy.requests) == 1:
+                    status, content = 503, b'{"status":503,"code":"unavailable","message":"lost on the way back"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LosingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(pipeline: Pipeline) -> Iterator[LosingProxy]:
+    with LosingProxy(pipeline.url) as running:
+        yield running
+
+
+def _command(sdk: str, sdk_dir: Path, host: str, ids: tuple[str, str, str]) -> tuple[list[str], dict[str, str]]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    if sdk == "segment-node":
+        node = shutil.which("node")
+        if node is None or not (sdk_dir / "node" / "node_modules" / "@segment" / "analytics-node").is_dir():
+            pytest.skip("no Node.js on this machine (or npm could not install @segment/analytics-node): "
+                        "the Node SDK test runs where `node` and `npm` exist")
+        env["NODE_PATH"] = str(sdk_dir / "node" / "node_modules")
+        return [node, str(SENDERS / "send_node.js"), host, *ids], env
+    python = sdk_dir / "python" / "bin" / "python"
+    return [str(python), "-P", str(SENDERS / "send_python.py"), sdk.split("-")[0], host, *ids], env
+
+
+@pytest.mark.parametrize("sdk", ["segment-python", "rudder-python", "segment-node"])
+def test_sdk_calls_are_stored_exactly_once(sdk: str, sdk_clients: Path, pipeline: Pipeline, proxy: LosingProxy) -> None:
+    run = uuid.uuid4().hex[:8]
+    user, anonymous, group = f"{sdk}-{run}", f"anon-{sdk}-{run}", f"group-{sdk}-{run}"
+    command, env = _command(sdk, sdk_clients, proxy.url, (user, anonymous, group))
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(proxy.requests) >= 2, "the SDK did not retry the request whose answer was lost"
+    assert set(proxy.requests) == {200}, proxy.requests
+    expected = sum(EXPECTED_TYPES.values())
+    with pipeline.client() as client:
+        def stored() -> list[dict]:
+            return client.get("/activities", params={"user_id": user, "limit": 100}).json()["data"]
+
+        pipeline.wait_for(lambda: len(stored()) >= expected, what=f"{expected} events of {sdk}")
+        events = stored()
+        assert Counter(e["event_type"] for e in events) == EXPECTED_TYPES  # the retried batch is stored once
+        by_type = {e["event_type"]: e for e in events}
+        assert by_type["page_view"]["url"] == "https://shop.example/pricing"
+        assert by_type["page_view"]["anonymous_id"] == anonymous
+        assert by_type["page_view"]["properties"]["name"] == "Pricing"
+        assert by_type["page_view"]["properties"]["category"] == "Docs"
+        assert by_type["screen_view"]["properties"]["name"] == "Home"
+        assert by_type["Signed Up"]["properties"]["plan"] == "free"
+        assert by_type["$alias"]["properties"]["previous_id"] == f"{user}-old"
+        assert by_type["Signed Up"]["properties"]["$context"]["library"]["name"] == LIBRARIES[sdk]  # context kept
+
+        breakdown = client.get("/analytics/breakdown", params={"dimension": "event_type", "user_id": user}).json()
+        assert {row["value"]: row["events"] for row in breakdown["rows"]} == EXPECTED_TYPES
+
+        pipeline.wait_for(lambda: client.get(f"/groups/{group}").status_code == 200, what="the group's traits")
+        profile = client.get(f"/users/{anonymous}").json()  # asked by the anonymous id: the user it became
+        assert profile["user_id"] == user
+        assert sorted(profile["ids"]) == sorted([user, anonymous, f"{user}-old"])
+        assert profile["traits"] == {"email": f"{user}@example.com", "plan": "pro"}
+        assert profile["identify_calls"] == 2
+        group_profile = client.get(f"/groups/{group}").json()
+        assert group_profile["traits"] == {"name": "Acme", "employees": 40}
+        assert group_profile["members"] == [user]
