@@ -117,6 +117,15 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     assert "loadgen" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--duration", "-1"], "duration"), (["--concurrency", "0"], "concurrency"), (["--users", "0"], "users")],
+)
+def test_unusable_values_exit_2_with_the_reason(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["loadgen", "--url", "http://127.0.0.1:9", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def control_url(pipeline: Pipeline) -> Iterator[tuple[str, LoadgenControl]]:
     """The API as dev mode serves it: the pipeline's services plus the /dev/loadgen routes."""

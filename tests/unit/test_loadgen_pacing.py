@@ -60,6 +60,8 @@ def test_plan_refuses_nonsense() -> None:
         LoadPlan(url="http://x", batch_size=0)
     with pytest.raises(ValueError, match="count"):
         LoadPlan(url="http://x", count=-1)
+    with pytest.raises(ValueError, match="duration"):
+        LoadPlan(url="http://x", duration_s=0)
 
 
 def test_rate_argument() -> None:
