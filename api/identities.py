@@ -41,22 +41,49 @@ class GroupProfile(msgspec.Struct):
     updated_at: str
 
 
-_NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No call ever named this id.", generate_examples=False)}
+_NOT_FOUND = {
+    404: ResponseSpec(ErrorBody, description="No call ever named this id.", generate_examples=False)
+}
 
 
-@get("/users/{user_id:str}", sync_to_thread=True, tags=["query"], summary="A user's traits", responses=_NOT_FOUND)
-def user(user_id: Annotated[str, PathParameter(description="A user id, anonymous id or aliased id.")], services: NamedDependency[Services]) -> UserProfile:
+@get(
+    "/users/{user_id:str}",
+    sync_to_thread=True,
+    tags=["query"],
+    summary="A user's traits",
+    responses=_NOT_FOUND,
+)
+def user(
+    user_id: Annotated[str, PathParameter(description="A user id, anonymous id or aliased id.")],
+    services: NamedDependency[Services],
+) -> UserProfile:
     """Latest traits of a user, following alias links (404 if no identify or alias call names it)."""
     profile: Profile = user_profile(services.store, user_id)
-    return UserProfile(profile.id, profile.ids, profile.traits, profile.calls, profile.first_seen_at, profile.updated_at)
+    return UserProfile(
+        profile.id, profile.ids, profile.traits, profile.calls, profile.first_seen_at, profile.updated_at
+    )
 
 
-@get("/groups/{group_id:str}", sync_to_thread=True, tags=["query"], summary="A group's traits", responses=_NOT_FOUND)
-def group(group_id: Annotated[str, PathParameter(description="The groupId of group calls.")], services: NamedDependency[Services]) -> GroupProfile:
+@get(
+    "/groups/{group_id:str}",
+    sync_to_thread=True,
+    tags=["query"],
+    summary="A group's traits",
+    responses=_NOT_FOUND,
+)
+def group(
+    group_id: Annotated[str, PathParameter(description="The groupId of group calls.")],
+    services: NamedDependency[Services],
+) -> GroupProfile:
     """Latest traits of a group and who joined it (404 if no group call names it)."""
     profile = group_profile(services.store, group_id)
     return GroupProfile(
-        profile.id, profile.traits, profile.members or [], profile.calls, profile.first_seen_at, profile.updated_at
+        profile.id,
+        profile.traits,
+        profile.members or [],
+        profile.calls,
+        profile.first_seen_at,
+        profile.updated_at,
     )
 
 

@@ -47,7 +47,7 @@ class Rejected(msgspec.Struct, omit_defaults=True):
 
 
 class Success(msgspec.Struct, omit_defaults=True):
-    success: bool = True
+    success: bool  # no default, so always sent
     rejected: list[Rejected] = msgspec.field(default_factory=list)
     """Batch messages that were invalid (not stored); the others were."""
 
@@ -67,12 +67,16 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     """The body, uncompressed and within `max_bytes`; every refusal a 400 as Segment answers."""
     media_type = request.content_type[0].lower()
     if media_type not in JSON_TYPES and not media_type.endswith("+json"):
-        raise SegmentError(f"send the body as application/json, not {media_type}", field="Content-Type",
-                           code="unsupported_media_type")
+        raise SegmentError(
+            f"send the body as application/json, not {media_type}",
+            field="Content-Type",
+            code="unsupported_media_type",
+        )
     body = decompress(await request.body(), request.headers.get("content-encoding", ""), max_bytes)
     if len(body) > max_bytes:
-        raise SegmentError(f"the body is {len(body)} bytes; Segment's limit here is {max_bytes}",
-                           code="payload_too_large")
+        raise SegmentError(
+            f"the body is {len(body)} bytes; Segment's limit here is {max_bytes}", code="payload_too_large"
+        )
     if not body.strip():
         raise SegmentError("the body is empty; send a JSON message", code="empty_body")
     return body
@@ -88,7 +92,10 @@ def _authenticate(request: Request, body_key: object) -> None:
 
 @post(
     ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"],
-    status_code=200, tags=["segment"], summary="One Segment call", responses=_RESPONSES,
+    status_code=200,
+    tags=["segment"],
+    summary="One Segment call",
+    responses=_RESPONSES,
 )
 async def segment_call(request: Request, services: NamedDependency[Services]) -> Success:
     """One Segment call; the path names its type. 200 once the broker acknowledged it."""
@@ -102,14 +109,22 @@ async def segment_call(request: Request, services: NamedDependency[Services]) ->
         EVENTS_REJECTED.labels(exc.code).inc()
         raise
     EVENTS_ACCEPTED.inc()
-    return Success()
+    return Success(success=True)
 
 
-@post(["/v1/batch", "/v1/import"], status_code=200, tags=["segment"], summary="A Segment batch", responses=_RESPONSES)
+@post(
+    ["/v1/batch", "/v1/import"],
+    status_code=200,
+    tags=["segment"],
+    summary="A Segment batch",
+    responses=_RESPONSES,
+)
 async def segment_batch(request: Request, services: NamedDependency[Services]) -> Response[Success]:
     """Many calls of any type. 200 once the broker acknowledged every valid one; invalid ones listed."""
     try:
-        batch = split_batch(await _read(request, MAX_BATCH_BYTES), max_messages=services.settings.max_batch_events)
+        batch = split_batch(
+            await _read(request, MAX_BATCH_BYTES), max_messages=services.settings.max_batch_events
+        )
         _authenticate(request, batch.writeKey)
     except ClientError as exc:
         EVENTS_REJECTED.labels(exc.code).inc()
@@ -127,7 +142,9 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
         EVENTS_REJECTED.labels(code).inc(count)
     if not events:
         first = rejected[0]
-        raise SegmentError(f"no valid message in the batch; first: {first.message}", field=first.field, code=first.code)
+        raise SegmentError(
+            f"no valid message in the batch; first: {first.message}", field=first.field, code=first.code
+        )
     failures = [outcome for outcome in await services.producer.send_many(events) if outcome is not None]
     if failures:
         # Segment's SDKs retry the whole batch: the acknowledged messages come again with the
@@ -135,7 +152,7 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
         EVENTS_REJECTED.labels(failures[0].code).inc(len(failures))
         raise failures[0]
     EVENTS_ACCEPTED.inc(len(events))
-    return Response(Success(rejected=rejected), status_code=200)
+    return Response(Success(success=True, rejected=rejected), status_code=200)
 
 
 SEGMENT_HANDLERS = [segment_call, segment_batch]

@@ -58,12 +58,16 @@ def identity_records(events: Iterable[Event]) -> tuple[list[TraitsRecord], list[
             who = event.user_id or event.anonymous_id
             traits.append(TraitsRecord("user", who, event.event_id, event.timestamp, _traits(event)))
             if event.user_id and event.anonymous_id and event.user_id != event.anonymous_id:
-                aliases.append(AliasRecord(event.anonymous_id, event.user_id, event.event_id, event.timestamp))
+                aliases.append(
+                    AliasRecord(event.anonymous_id, event.user_id, event.event_id, event.timestamp)
+                )
         elif event.event_type == GROUP:
             group_id = _text(event.properties.get("group_id"))
             if group_id:
                 member = event.user_id or event.anonymous_id
-                traits.append(TraitsRecord("group", group_id, event.event_id, event.timestamp, _traits(event), member))
+                traits.append(
+                    TraitsRecord("group", group_id, event.event_id, event.timestamp, _traits(event), member)
+                )
         elif event.event_type == ALIAS:
             previous_id = _text(event.properties.get("previous_id"))
             if previous_id and event.user_id and previous_id != event.user_id:

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from streamtrack.errors import ClientError, InvalidEvent, MalformedBody, PayloadTooLarge
+from streamtrack.errors import ClientError, InvalidEvent, MalformedBody
 from streamtrack.events import Event
 from streamtrack.normalize import Limits, RequestContext, decode_json, normalize
 from streamtrack.timestamps import parse_time
@@ -41,19 +41,49 @@ MAX_BATCH_BYTES = 500 * 1024
 
 IDENTIFY, GROUP, ALIAS = "$identify", "$group", "$alias"
 CALL_TYPES = ("track", "page", "screen", "identify", "group", "alias")
-_EVENT_TYPES = {"page": "page_view", "screen": "screen_view", "identify": IDENTIFY, "group": GROUP, "alias": ALIAS}
+_EVENT_TYPES = {
+    "page": "page_view",
+    "screen": "screen_view",
+    "identify": IDENTIFY,
+    "group": GROUP,
+    "alias": ALIAS,
+}
 
 # Top-level message fields that are mapped to a canonical field or deliberately not stored.
-_HANDLED = frozenset({
-    "type", "messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt", "userId", "anonymousId",
-    "event", "name", "category", "properties", "traits", "context", "groupId", "previousId",
-    "writeKey", "integrations", "_metadata",
-})
+_HANDLED = frozenset(
+    {
+        "type",
+        "messageId",
+        "timestamp",
+        "originalTimestamp",
+        "sentAt",
+        "receivedAt",
+        "userId",
+        "anonymousId",
+        "event",
+        "name",
+        "category",
+        "properties",
+        "traits",
+        "context",
+        "groupId",
+        "previousId",
+        "writeKey",
+        "integrations",
+        "_metadata",
+    }
+)
 # Canonical field -> the Segment field a client should fix, for error messages.
 _SEGMENT_FIELD = {
-    "event_type": "event", "user_id": "userId", "anonymous_id": "anonymousId", "event_id": "messageId",
-    "url": "context.page.url", "referrer": "context.page.referrer", "session_id": "context.sessionId",
-    "campaign_id": "context.campaign.name", "channel": "context.campaign.medium",
+    "event_type": "event",
+    "user_id": "userId",
+    "anonymous_id": "anonymousId",
+    "event_id": "messageId",
+    "url": "context.page.url",
+    "referrer": "context.page.referrer",
+    "session_id": "context.sessionId",
+    "campaign_id": "context.campaign.name",
+    "channel": "context.campaign.medium",
 }
 
 
@@ -86,7 +116,9 @@ def write_key(authorization: str | None, body_key: Any) -> str | None:
             try:
                 user = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[0]
             except (binascii.Error, UnicodeDecodeError):
-                raise MissingWriteKey("the Authorization header is not valid HTTP Basic", field="Authorization") from None
+                raise MissingWriteKey(
+                    "the Authorization header is not valid HTTP Basic", field="Authorization"
+                ) from None
             if user:
                 return user
     if isinstance(body_key, str) and body_key:
@@ -103,19 +135,25 @@ def decompress(body: bytes, content_encoding: str, max_bytes: int) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise SegmentError(f"Content-Encoding {encoding!r} is not supported; send gzip or none",
-                           field="Content-Encoding", code="unsupported_encoding")
+        raise SegmentError(
+            f"Content-Encoding {encoding!r} is not supported; send gzip or none",
+            field="Content-Encoding",
+            code="unsupported_encoding",
+        )
     wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
     try:
         data = inflater.decompress(body, max_bytes + 1)
     except zlib.error as exc:
-        raise SegmentError(f"the body is not valid {encoding}: {exc}", field="Content-Encoding",
-                           code="malformed_body") from None
+        raise SegmentError(
+            f"the body is not valid {encoding}: {exc}", field="Content-Encoding", code="malformed_body"
+        ) from None
     if len(data) > max_bytes:
         raise SegmentError(f"the uncompressed body is over {max_bytes} bytes", code="payload_too_large")
     if not inflater.eof and encoding != "deflate":
-        raise SegmentError(f"the {encoding} body is truncated", field="Content-Encoding", code="malformed_body")
+        raise SegmentError(
+            f"the {encoding} body is truncated", field="Content-Encoding", code="malformed_body"
+        )
     return data
 
 
@@ -134,23 +172,31 @@ def split_batch(body: bytes, *, max_messages: int) -> Batch:
     except RecursionError:
         raise SegmentError.of(MalformedBody("the JSON is nested too deeply")) from None
     except msgspec.ValidationError as exc:
-        raise SegmentError(f"a batch is an object with a 'batch' array of messages ({exc})", field="batch",
-                           code="invalid_event") from None
+        raise SegmentError(
+            f"a batch is an object with a 'batch' array of messages ({exc})",
+            field="batch",
+            code="invalid_event",
+        ) from None
     except msgspec.DecodeError as exc:
         raise SegmentError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
     if not parsed.batch:
         raise SegmentError("the batch has no messages", field="batch", code="invalid_event")
     if len(parsed.batch) > max_messages:
-        raise SegmentError(f"the batch has {len(parsed.batch)} messages; at most {max_messages} are accepted",
-                           field="batch", code="payload_too_large")
+        raise SegmentError(
+            f"the batch has {len(parsed.batch)} messages; at most {max_messages} are accepted",
+            field="batch",
+            code="payload_too_large",
+        )
     return parsed
 
 
 def decode_message(raw: bytes | msgspec.Raw) -> dict[str, Any]:
     """One message's JSON, checked against Segment's 32 KB limit first."""
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise SegmentError(f"the message is {len(raw)} bytes; Segment's limit is {MAX_MESSAGE_BYTES} per call",
-                           code="payload_too_large")
+        raise SegmentError(
+            f"the message is {len(raw)} bytes; Segment's limit is {MAX_MESSAGE_BYTES} per call",
+            code="payload_too_large",
+        )
     try:
         data = decode_json(bytes(raw))
     except ClientError as exc:
@@ -161,7 +207,12 @@ def decode_message(raw: bytes | msgspec.Raw) -> dict[str, Any]:
 
 
 def to_event(
-    message: dict[str, Any], call_type: str | None, context: RequestContext, limits: Limits, *, sent_at: Any = None
+    message: dict[str, Any],
+    call_type: str | None,
+    context: RequestContext,
+    limits: Limits,
+    *,
+    sent_at: Any = None,
 ) -> Event:
     """The canonical event of one Segment message; `call_type` from the path, else the message's `type`.
 
@@ -170,8 +221,9 @@ def to_event(
     """
     kind = call_type or message.get("type")
     if kind not in CALL_TYPES:
-        raise SegmentError(f"'type' must be one of {', '.join(CALL_TYPES)}, got {kind!r}", field="type",
-                           code="invalid_event")
+        raise SegmentError(
+            f"'type' must be one of {', '.join(CALL_TYPES)}, got {kind!r}", field="type", code="invalid_event"
+        )
     segment_context = message.get("context") or {}
     if not isinstance(segment_context, dict):
         raise SegmentError("expected a JSON object", field="context", code="invalid_event")
@@ -187,7 +239,9 @@ def to_event(
         raise SegmentError.of(exc) from None
 
 
-def _canonical(message: dict[str, Any], kind: str, context: dict[str, Any], received_at: int, sent_at: Any) -> dict:
+def _canonical(
+    message: dict[str, Any], kind: str, context: dict[str, Any], received_at: int, sent_at: Any
+) -> dict:
     """The message in /track's field names; `normalize` then checks every value."""
     page = context.get("page") if isinstance(context.get("page"), dict) else {}
     campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
@@ -277,4 +331,3 @@ def _required_id(message: dict[str, Any], key: str) -> str:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-

@@ -22,12 +22,19 @@ from streamtrack.store.store import EventStore
 from streamtrack.timestamps import format_ms
 
 _TIME = pa.timestamp("ms", tz="UTC")
-_IDENTITY_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("id", pa.string()), ("event_id", pa.string()), ("timestamp", _TIME),
-    ("member", pa.string()), ("traits", pa.binary()),
-])
-_ALIAS_SCHEMA = pa.schema([("previous_id", pa.string()), ("user_id", pa.string()), ("event_id", pa.string()),
-                           ("timestamp", _TIME)])
+_IDENTITY_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("id", pa.string()),
+        ("event_id", pa.string()),
+        ("timestamp", _TIME),
+        ("member", pa.string()),
+        ("traits", pa.binary()),
+    ]
+)
+_ALIAS_SCHEMA = pa.schema(
+    [("previous_id", pa.string()), ("user_id", pa.string()), ("event_id", pa.string()), ("timestamp", _TIME)]
+)
 _encode = msgspec.json.Encoder().encode
 _decode_traits = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -37,17 +44,28 @@ def insert_identities(
 ) -> None:
     """One insert per table; the worker's batch token makes a replayed insert a no-op."""
     if traits:
-        table = pa.Table.from_arrays([
-            pa.array([r.kind for r in traits], pa.string()), pa.array([r.id for r in traits], pa.string()),
-            pa.array([r.event_id for r in traits], pa.string()), pa.array([r.timestamp for r in traits], _TIME),
-            pa.array([r.member for r in traits], pa.string()), pa.array([_encode(r.traits) for r in traits], pa.binary()),
-        ], schema=_IDENTITY_SCHEMA)
+        table = pa.Table.from_arrays(
+            [
+                pa.array([r.kind for r in traits], pa.string()),
+                pa.array([r.id for r in traits], pa.string()),
+                pa.array([r.event_id for r in traits], pa.string()),
+                pa.array([r.timestamp for r in traits], _TIME),
+                pa.array([r.member for r in traits], pa.string()),
+                pa.array([_encode(r.traits) for r in traits], pa.binary()),
+            ],
+            schema=_IDENTITY_SCHEMA,
+        )
         store.backend.insert_events(store.database, IDENTITIES_TABLE, table, dedup_token)
     if aliases:
-        table = pa.Table.from_arrays([
-            pa.array([r.previous_id for r in aliases], pa.string()), pa.array([r.user_id for r in aliases], pa.string()),
-            pa.array([r.event_id for r in aliases], pa.string()), pa.array([r.timestamp for r in aliases], _TIME),
-        ], schema=_ALIAS_SCHEMA)
+        table = pa.Table.from_arrays(
+            [
+                pa.array([r.previous_id for r in aliases], pa.string()),
+                pa.array([r.user_id for r in aliases], pa.string()),
+                pa.array([r.event_id for r in aliases], pa.string()),
+                pa.array([r.timestamp for r in aliases], _TIME),
+            ],
+            schema=_ALIAS_SCHEMA,
+        )
         store.backend.insert_events(store.database, ALIASES_TABLE, table, dedup_token)
 
 
@@ -63,7 +81,9 @@ def resolve_user(store: EventStore, user_id: str) -> tuple[str, list[str]]:
     """(the user `user_id` became, every id linked to that user, the user first)."""
     aliases = _table(store, ALIASES_TABLE)
     [(target,)] = _rows(
-        store, f"SELECT argMax(user_id, timestamp) FROM {aliases} WHERE previous_id = {{id:String}}", {"id": user_id}
+        store,
+        f"SELECT argMax(user_id, timestamp) FROM {aliases} WHERE previous_id = {{id:String}}",
+        {"id": user_id},
     )
     canonical = target or user_id
     linked = _rows(

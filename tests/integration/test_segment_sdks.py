@@ -28,8 +28,11 @@ from tests.fixtures.pipeline import Pipeline
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / ".sdk"
 SENDERS = ROOT / "tests" / "sdk"
-LIBRARIES = {"segment-python": "analytics-python", "rudder-python": "analytics-python",
-             "segment-node": "@segment/analytics-node"}
+LIBRARIES = {
+    "segment-python": "analytics-python",
+    "rudder-python": "analytics-python",
+    "segment-node": "@segment/analytics-node",
+}
 EXPECTED_TYPES = {"page_view": 1, "$identify": 2, "Signed Up": 1, "screen_view": 1, "$group": 1, "$alias": 1}
 
 
@@ -51,12 +54,17 @@ class LosingProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
                 answer = httpx.post(target + self.path, content=body, headers=headers, timeout=30)
                 proxy.requests.append(answer.status_code)
                 status, content = answer.status_code, answer.content
                 if len(proxy.requests) == 1:
-                    status, content = 503, b'{"status":503,"code":"unavailable","message":"lost on the way back"}'
+                    status, content = (
+                        503,
+                        b'{"status":503,"code":"unavailable","message":"lost on the way back"}',
+                    )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(content)))
@@ -85,13 +93,17 @@ def proxy(pipeline: Pipeline) -> Iterator[LosingProxy]:
         yield running
 
 
-def _command(sdk: str, sdk_dir: Path, host: str, ids: tuple[str, str, str]) -> tuple[list[str], dict[str, str]]:
+def _command(
+    sdk: str, sdk_dir: Path, host: str, ids: tuple[str, str, str]
+) -> tuple[list[str], dict[str, str]]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
     if sdk == "segment-node":
         node = shutil.which("node")
         if node is None or not (sdk_dir / "node" / "node_modules" / "@segment" / "analytics-node").is_dir():
-            pytest.skip("no Node.js on this machine (or npm could not install @segment/analytics-node): "
-                        "the Node SDK test runs where `node` and `npm` exist")
+            pytest.skip(
+                "no Node.js on this machine (or npm could not install @segment/analytics-node): "
+                "the Node SDK test runs where `node` and `npm` exist"
+            )
         env["NODE_PATH"] = str(sdk_dir / "node" / "node_modules")
         return [node, str(SENDERS / "send_node.js"), host, *ids], env
     python = sdk_dir / "python" / "bin" / "python"
@@ -99,7 +111,9 @@ def _command(sdk: str, sdk_dir: Path, host: str, ids: tuple[str, str, str]) -> t
 
 
 @pytest.mark.parametrize("sdk", ["segment-python", "rudder-python", "segment-node"])
-def test_sdk_calls_are_stored_exactly_once(sdk: str, sdk_clients: Path, pipeline: Pipeline, proxy: LosingProxy) -> None:
+def test_sdk_calls_are_stored_exactly_once(
+    sdk: str, sdk_clients: Path, pipeline: Pipeline, proxy: LosingProxy
+) -> None:
     run = uuid.uuid4().hex[:8]
     user, anonymous, group = f"{sdk}-{run}", f"anon-{sdk}-{run}", f"group-{sdk}-{run}"
     command, env = _command(sdk, sdk_clients, proxy.url, (user, anonymous, group))
@@ -111,6 +125,7 @@ def test_sdk_calls_are_stored_exactly_once(sdk: str, sdk_clients: Path, pipeline
     assert set(proxy.requests) == {200}, proxy.requests
     expected = sum(EXPECTED_TYPES.values())
     with pipeline.client() as client:
+
         def stored() -> list[dict]:
             return client.get("/activities", params={"user_id": user, "limit": 100}).json()["data"]
 
@@ -125,12 +140,18 @@ def test_sdk_calls_are_stored_exactly_once(sdk: str, sdk_clients: Path, pipeline
         assert by_type["screen_view"]["properties"]["name"] == "Home"
         assert by_type["Signed Up"]["properties"]["plan"] == "free"
         assert by_type["$alias"]["properties"]["previous_id"] == f"{user}-old"
-        assert by_type["Signed Up"]["properties"]["$context"]["library"]["name"] == LIBRARIES[sdk]  # context kept
+        assert (
+            by_type["Signed Up"]["properties"]["$context"]["library"]["name"] == LIBRARIES[sdk]
+        )  # context kept
 
-        breakdown = client.get("/analytics/breakdown", params={"dimension": "event_type", "user_id": user}).json()
+        breakdown = client.get(
+            "/analytics/breakdown", params={"dimension": "event_type", "user_id": user}
+        ).json()
         assert {row["value"]: row["events"] for row in breakdown["rows"]} == EXPECTED_TYPES
 
-        pipeline.wait_for(lambda: client.get(f"/groups/{group}").status_code == 200, what="the group's traits")
+        pipeline.wait_for(
+            lambda: client.get(f"/groups/{group}").status_code == 200, what="the group's traits"
+        )
         profile = client.get(f"/users/{anonymous}").json()  # asked by the anonymous id: the user it became
         assert profile["user_id"] == user
         assert sorted(profile["ids"]) == sorted([user, anonymous, f"{user}-old"])
