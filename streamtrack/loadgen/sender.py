@@ -24,7 +24,6 @@ import msgspec
 
 from streamtrack.loadgen.stats import LoadStats
 from streamtrack.loadgen.traffic import Traffic
-from streamtrack.timestamps import now_ms
 
 TARGET_REQUESTS_PER_S = 100
 """Auto batch size keeps requests at or below this: the API's cost is mostly per request
@@ -122,9 +121,6 @@ async def run_load(
                 slots.release()
                 break
             events = traffic.take(n)
-            stamp = now_ms()
-            for event in events:
-                event["timestamp"] = stamp
             remaining -= n
             task = asyncio.create_task(_send(client, url, events, stats, plan.retries))
             in_flight.add(task)

@@ -5,7 +5,10 @@ the shape of the traffic, and two runs with one seed send the same events. Many
 sessions are open at once and their events interleave, as on a real site; within a
 session events keep their order, so a funnel is always page_view -> add_to_cart ->
 checkout_started -> purchase, stopped early when the visitor abandons. The sender stamps
-`timestamp` when it sends, so the events are live traffic for the analytics.
+Each event is stamped with a session clock: a visitor reads a page for 5–90 s, and so
+on. A session's events are generated when it opens and dated so that it ends at that
+moment (never in the future), so session durations look like real visits whatever the
+sending rate; the clock is injected, so tests fix it.
 
 `event_id` is `<run_id>-<n>`: a retry resends the same id and is stored once, while two
 runs with different run ids never collide.
@@ -16,14 +19,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from streamtrack.timestamps import now_ms
 
 SITE = "https://shop.example"
 PAGES = ["/", "/pricing", "/about", "/blog", "/blog/launch", "/blog/tips", "/search", "/products"]
 PRODUCTS = {f"sku-{n:03d}": price for n, price in enumerate([9.99, 19.0, 24.5, 49.0, 79.0, 129.0, 199.0, 349.0], 1)}
 FUNNEL = ("page_view", "add_to_cart", "checkout_started", "purchase")
 EVENT_TYPES = ("page_view", "click", "scroll", "signup", *FUNNEL[1:])
+# event type -> (min, max) seconds until the visitor's next event
+DWELL_S = {"page_view": (5, 90), "click": (1, 10), "scroll": (2, 20), "signup": (2, 10),
+           "add_to_cart": (10, 60), "checkout_started": (30, 180), "purchase": (1, 5)}
 
 # channel -> (weight, referrers, campaigns); an empty referrer means typed or bookmarked.
 CHANNELS: dict[str, tuple[int, list[str], list[str]]] = {
@@ -56,14 +64,19 @@ class TrafficShape:
 
 
 class Traffic:
-    """An endless, seeded iterator of events in the canonical JSON shape (minus timestamp)."""
+    """An endless, seeded iterator of events in the canonical JSON shape."""
 
-    def __init__(self, *, seed: int, users: int = 1000, run_id: str = "lg", shape: TrafficShape | None = None) -> None:
+    def __init__(
+        self, *, seed: int, users: int = 1000, run_id: str = "lg", shape: TrafficShape | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         if users < 1:
             raise ValueError("users must be at least 1")
         self.shape = shape or TrafficShape()
         self.run_id = run_id
         self._rng = random.Random(seed)
+        self._clock = clock
+        """Epoch milliseconds now: a session opened now ends now."""
         self._users = users
         self._busy: set[int] = set()  # users with a session open: one session per user at a time
         self._open: list[tuple[int, Iterator[dict[str, Any]]]] = []
@@ -101,7 +114,11 @@ class Traffic:
                 break
         self._busy.add(user)
         self._sessions += 1
-        return user, self._session(user, f"{self.run_id}-s{self._sessions}")
+        events = list(self._session(user, f"{self.run_id}-s{self._sessions}"))
+        start = self._clock() - events[-1]["timestamp"]  # offsets from the session's start -> epoch ms
+        for event in events:
+            event["timestamp"] += start
+        return user, iter(events)
 
     def _session(self, user: int, session_id: str) -> Iterator[dict[str, Any]]:
         """One visit: landing page, browsing with clicks and scrolls, maybe a funnel."""
@@ -117,10 +134,15 @@ class Traffic:
         if campaigns and (campaign := rng.choice(campaigns)):
             base["campaign_id"] = campaign
 
+        elapsed_ms = 0
+
         def event(event_type: str, path: str, referrer: str, **properties: Any) -> dict[str, Any]:
-            body = {"event_type": event_type, **base, "url": SITE + path, "properties": properties}
+            nonlocal elapsed_ms
+            body = {"event_type": event_type, **base, "url": SITE + path, "properties": properties,
+                    "timestamp": elapsed_ms}
             if referrer:
                 body["referrer"] = referrer
+            elapsed_ms += int(rng.uniform(*DWELL_S[event_type]) * 1000)
             return body
 
         landing = rng.choice(PAGES + [f"/products/{sku}" for sku in PRODUCTS])
@@ -135,7 +157,7 @@ class Traffic:
         path, emitted = landing, 1
         while emitted < length:
             if emitted >= funnel_stage >= 0:
-                for funnel_event in self._funnel(event, path):
+                for funnel_event in self._funnel(event, path, session_id):
                     yield funnel_event
                     emitted += 1
                 return
@@ -151,7 +173,7 @@ class Traffic:
         if signs_up:
             yield event("signup", "/signup", "", method=rng.choice(["email", "google", "github"]))
 
-    def _funnel(self, event: Any, previous: str) -> Iterator[dict[str, Any]]:
+    def _funnel(self, event: Any, previous: str, session_id: str) -> Iterator[dict[str, Any]]:
         """product page -> cart -> checkout -> purchase, abandoned at some step by most."""
         rng, shape = self._rng, self.shape
         sku = rng.choice(list(PRODUCTS))
@@ -165,7 +187,7 @@ class Traffic:
         yield event("checkout_started", "/checkout", "", cart_value=value, items=quantity, currency="EUR")
         if rng.random() >= shape.purchase_share:
             return
-        order = f"order-{self.run_id}-{self._count}"
+        order = f"order-{session_id}"  # at most one purchase per session
         yield event("purchase", "/checkout/done", "", order_id=order, product_id=sku, price=price,
                     quantity=quantity, revenue=value, currency="EUR")
 

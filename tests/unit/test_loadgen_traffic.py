@@ -18,11 +18,16 @@ from streamtrack.normalize import Limits, RequestContext, normalize
 from streamtrack.timestamps import now_ms
 
 N = 60_000
+NOW = now_ms()
+
+
+def fixed_clock() -> int:
+    return NOW
 
 
 @pytest.fixture(scope="module")
 def stream() -> list[dict[str, Any]]:
-    return Traffic(seed=42, users=1000, run_id="t").take(N)
+    return Traffic(seed=42, users=1000, run_id="t", clock=fixed_clock).take(N)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +47,9 @@ def who(event: dict[str, Any]) -> str:
 
 
 def test_same_seed_same_traffic_other_seed_other_traffic() -> None:
-    first = Traffic(seed=7, users=300, run_id="r").take(3000)
-    assert Traffic(seed=7, users=300, run_id="r").take(3000) == first
-    other = Traffic(seed=8, users=300, run_id="r").take(3000)
+    first = Traffic(seed=7, users=300, run_id="r", clock=fixed_clock).take(3000)
+    assert Traffic(seed=7, users=300, run_id="r", clock=fixed_clock).take(3000) == first
+    other = Traffic(seed=8, users=300, run_id="r", clock=fixed_clock).take(3000)
     assert [e["event_type"] for e in other] != [e["event_type"] for e in first]
 
 
@@ -56,10 +61,10 @@ def test_event_ids_are_unique_and_carry_the_run_id(stream: list[dict[str, Any]])
 
 
 def test_every_event_is_valid_and_keeps_its_fields_through_normalize(stream: list[dict[str, Any]]) -> None:
-    context, limits = RequestContext(received_at=now_ms()), Limits()
+    context, limits = RequestContext(received_at=NOW), Limits()
     for raw in stream[:5000]:
-        event = normalize({**raw, "timestamp": context.received_at}, context, limits)
-        assert event.event_id == raw["event_id"]
+        event = normalize(raw, context, limits)
+        assert event.event_id == raw["event_id"] and event.timestamp == raw["timestamp"]
         assert event.event_type in EVENT_TYPES
         assert event.session_id == raw["session_id"] and event.channel == raw["channel"]
         assert event.url.startswith(SITE + "/")
@@ -88,6 +93,20 @@ def test_sessions_have_one_visitor_one_channel_and_1_to_30_events(sessions: dict
     bounce_share = lengths[1] / len(sessions)
     assert 0.30 < bounce_share < 0.45  # configured 0.35 (plus short visits that end early)
     assert max(lengths) == 30
+
+
+def test_sessions_last_like_visits_and_never_end_in_the_future(sessions: dict[str, list[dict[str, Any]]]) -> None:
+    durations = []
+    for events in sessions.values():
+        times = [e["timestamp"] for e in events]
+        assert times == sorted(times)
+        assert times[-1] == NOW  # dated to end when it was generated: nothing in the future
+        if len(events) > 1:
+            durations.append((times[-1] - times[0]) / 1000)
+    durations.sort()
+    median = durations[len(durations) // 2]
+    assert 60 < median < 600  # minutes, not the milliseconds it takes to send them
+    assert durations[0] >= 1 and durations[-1] < 3600
 
 
 def test_a_visitor_never_has_two_sessions_at_once(stream: list[dict[str, Any]]) -> None:
@@ -138,7 +157,8 @@ def test_purchases_carry_product_price_and_revenue(stream: list[dict[str, Any]])
     for p in purchases:
         assert PRODUCTS[p["product_id"]] == p["price"]
         assert p["revenue"] == round(p["price"] * p["quantity"], 2)
-        assert p["currency"] == "EUR" and p["order_id"]
+        assert p["currency"] == "EUR"
+    assert len({p["order_id"] for p in purchases}) == len(purchases)
 
 
 def test_marketing_fields_come_from_the_channel(stream: list[dict[str, Any]]) -> None:
