@@ -41,12 +41,12 @@ def journey(run: str) -> list[dict]:
         ("u2", "b", "page_view", "/pricing"), ("u2", "b", "add_to_cart", ""),
         ("u3", "c1", "page_view", "/home"), ("u3", "c1", "click", ""), ("u3", "c2", "page_view", "/home"),
     ]
-    start_ms = int(time.time() * 1000) - 200_000  # spread over ~4 minutes: all within "last 5 min"
+    start_ms = int(time.time() * 1000) - 110_000  # spread over ~2 minutes, well within "last 5 min"
     return [
         {
             "event_id": f"{run}-{i}", "event_type": kind, "user_id": f"{run}-{user}", "session_id": f"{run}-{session}",
             "url": f"https://shop.test{path}" if path else "", "channel": "organic" if user != "u2" else "ads",
-            "timestamp": start_ms + i * 20_000,
+            "timestamp": start_ms + i * 10_000,
         }
         for i, (user, session, kind, path) in enumerate(steps)
     ]
