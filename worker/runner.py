@@ -20,9 +20,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from opentelemetry.trace import SpanKind
 
 from streamtrack.config import Settings
@@ -41,6 +42,7 @@ from streamtrack.worker.records import Rejected, decode_records
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 MAX_BACKOFF = 5.0  # seconds; also the longest the worker stays idle after ClickHouse is back
 STATS_INTERVAL_MS = 5000
 
@@ -133,10 +135,15 @@ class Worker:
                         "messaging.operation.type": "process", "messaging.batch.message_count": len(batch),
                         "messaging.consumer.group.name": self.settings.consumer_group},
         ):
-            events, rejected = decode_records(batch.messages)
-            inserted = self._with_retries(lambda: self._store(batch, events, rejected))
-            if inserted is None:
+            def attempt() -> tuple[int, list[Event], list[Rejected]]:
+                # Decoded at each attempt: a rebalance during a retry may have trimmed the batch.
+                events, rejected = decode_records(batch.messages)
+                return self._store(batch, events, rejected), events, rejected
+
+            outcome = self._with_retries(attempt)
+            if outcome is None:
                 return  # stopping before the batch was stored: it is replayed by whoever reads next
+            inserted, events, rejected = outcome
             self._commit(batch)
         metrics.BATCHES.inc()
         metrics.BATCH_SIZE.observe(len(batch))
@@ -174,7 +181,7 @@ class Worker:
             log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
         return len(fresh)
 
-    def _with_retries(self, action: Callable[[], int]) -> int | None:
+    def _with_retries(self, action: Callable[[], T]) -> T | None:
         """Run `action` until it succeeds (its result) or the worker is stopped (None).
 
         After a failure consumption is paused until the action succeeds: the batch in hand
@@ -263,8 +270,25 @@ class Worker:
         metrics.CONSUMER_LAG.set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start each new partition at the group's committed offset, read from the broker now.
+
+        librdkafka can otherwise resume a partition it owned before at its own last position,
+        which is wrong when the broker lost its log (the in-memory local broker after a
+        restart): the new log starts at 0 again and the records below that position would be
+        skipped. Without a commit, the partition starts at its beginning (auto.offset.reset).
+        """
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            log.warning("committed offsets unknown; librdkafka picks the start positions", error=str(exc),
+                        partitions=sorted(tp.partition for tp in partitions))
+        else:
+            for tp in committed:
+                if tp.offset < 0:
+                    tp.offset = OFFSET_BEGINNING
+            consumer.incremental_assign(committed)
+            log.info("partitions assigned", starts={tp.partition: tp.offset for tp in committed})
         self.assigned.set()
-        log.info("partitions assigned", partitions=sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
