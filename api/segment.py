@@ -32,6 +32,7 @@ from streamtrack.segment import (
     SegmentError,
     decode_message,
     decompress,
+    parse_sent_at,
     split_batch,
     to_event,
     write_key,
@@ -126,6 +127,7 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
             await _read(request, MAX_BATCH_BYTES), max_messages=services.settings.max_batch_events
         )
         _authenticate(request, batch.writeKey)
+        sent_ms = parse_sent_at(batch.sentAt)
     except ClientError as exc:
         EVENTS_REJECTED.labels(exc.code).inc()
         raise
@@ -134,7 +136,9 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
     rejected: list[Rejected] = []
     for index, raw in enumerate(batch.batch):
         try:
-            events.append(to_event(decode_message(raw), None, context, services.limits, sent_at=batch.sentAt))
+            events.append(
+                to_event(decode_message(raw), None, context, services.limits, batch_sent_ms=sent_ms)
+            )
         except SegmentError as exc:
             field = f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
             rejected.append(Rejected(index, exc.code, exc.message, field))

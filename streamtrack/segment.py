@@ -212,11 +212,11 @@ def to_event(
     context: RequestContext,
     limits: Limits,
     *,
-    sent_at: Any = None,
+    batch_sent_ms: int | None = None,
 ) -> Event:
     """The canonical event of one Segment message; `call_type` from the path, else the message's `type`.
 
-    `sent_at`: the batch's `sentAt`, used when the message has none (clock-skew correction).
+    `batch_sent_ms`: the batch's `sentAt` (`parse_sent_at`), for messages without their own.
     Raises SegmentError (400) naming the Segment field at fault.
     """
     kind = call_type or message.get("type")
@@ -228,7 +228,7 @@ def to_event(
     if not isinstance(segment_context, dict):
         raise SegmentError("expected a JSON object", field="context", code="invalid_event")
     try:
-        canonical = _canonical(message, kind, segment_context, context.received_at, sent_at)
+        canonical = _canonical(message, kind, segment_context, context.received_at, batch_sent_ms)
         request = RequestContext(
             received_at=context.received_at,
             ip=_text(segment_context.get("ip")) or context.ip,
@@ -240,7 +240,7 @@ def to_event(
 
 
 def _canonical(
-    message: dict[str, Any], kind: str, context: dict[str, Any], received_at: int, sent_at: Any
+    message: dict[str, Any], kind: str, context: dict[str, Any], received_at: int, batch_sent_ms: int | None
 ) -> dict:
     """The message in /track's field names; `normalize` then checks every value."""
     page = context.get("page") if isinstance(context.get("page"), dict) else {}
@@ -250,7 +250,7 @@ def _canonical(
         "event_id": message.get("messageId"),
         "user_id": message.get("userId"),
         "anonymous_id": message.get("anonymousId"),
-        "timestamp": event_time(message, received_at, sent_at),
+        "timestamp": event_time(message, received_at, batch_sent_ms),
         "url": properties.get("url") or page.get("url"),
         "referrer": properties.get("referrer") or page.get("referrer"),
         "session_id": context.get("sessionId"),
@@ -287,7 +287,17 @@ def _canonical(
     return {key: value for key, value in event.items() if value is not None}
 
 
-def event_time(message: dict[str, Any], received_at: int, batch_sent_at: Any = None) -> int:
+def parse_sent_at(value: Any) -> int | None:
+    """A batch's `sentAt` as epoch ms (None when absent), parsed once for all its messages."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise SegmentError(str(exc), field="sentAt", code="invalid_event") from None
+
+
+def event_time(message: dict[str, Any], received_at: int, batch_sent_ms: int | None = None) -> int:
     """When the call happened, corrected for the client's clock as Segment does.
 
     timestamp = receivedAt - (sentAt - originalTimestamp): the client's clock is trusted only
@@ -297,17 +307,18 @@ def event_time(message: dict[str, Any], received_at: int, batch_sent_at: Any = N
     original = message.get("timestamp", message.get("originalTimestamp"))
     if original is None:
         return received_at
-    sent_at = message.get("sentAt", batch_sent_at)
     try:
         original_ms = parse_time(original)
     except ValueError as exc:
         raise InvalidEvent(str(exc), field="timestamp") from None
-    if sent_at is None:
+    sent_ms = batch_sent_ms
+    if message.get("sentAt") is not None:
+        try:
+            sent_ms = parse_time(message["sentAt"])
+        except ValueError as exc:
+            raise InvalidEvent(str(exc), field="sentAt") from None
+    if sent_ms is None:
         return original_ms
-    try:
-        sent_ms = parse_time(sent_at)
-    except ValueError as exc:
-        raise InvalidEvent(str(exc), field="sentAt") from None
     return received_at - (sent_ms - original_ms)
 
 

@@ -294,6 +294,7 @@ def _message_of(size: int, user: str) -> dict[str, Any]:
         ("/v1/track", _message_of(33_000, "u"), "payload_too_large", None),
         ("/v1/batch", {"batch": [_message_of(20_000, "u")] * 26}, "payload_too_large", None),
         ("/v1/batch", {"batch": []}, "invalid_event", "batch"),
+        ("/v1/batch", {"batch": [{"type": "track"}], "sentAt": "yesterday"}, "invalid_event", "sentAt"),
         ("/v1/batch", [{"type": "track"}], "invalid_event", "batch"),
         ("/v1/batch", {"batch": [{"type": "purchase", "userId": "u"}]}, "invalid_event", "batch[0].type"),
     ],

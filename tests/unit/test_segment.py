@@ -11,7 +11,15 @@ import pytest
 from streamtrack.events import Event
 from streamtrack.identities import AliasRecord, TraitsRecord, identity_records, merge_traits
 from streamtrack.normalize import Limits, RequestContext
-from streamtrack.segment import MissingWriteKey, SegmentError, decompress, event_time, to_event, write_key
+from streamtrack.segment import (
+    MissingWriteKey,
+    SegmentError,
+    decompress,
+    event_time,
+    parse_sent_at,
+    to_event,
+    write_key,
+)
 from streamtrack.timestamps import parse_time
 
 RECEIVED = parse_time("2026-03-01T12:00:00Z")
@@ -21,13 +29,13 @@ def test_event_time_follows_segments_formula() -> None:
     # timestamp = receivedAt - (sentAt - originalTimestamp)
     message = {"timestamp": "2026-03-01T09:59:50Z", "sentAt": "2026-03-01T10:00:00Z"}
     assert event_time(message, RECEIVED) == RECEIVED - 10_000
-    assert (
-        event_time({"timestamp": "2026-03-01T09:59:50Z"}, RECEIVED, "2026-03-01T10:00:05Z")
-        == RECEIVED - 15_000
-    )
+    batch_sent = parse_sent_at("2026-03-01T10:00:05Z")
+    assert event_time({"timestamp": "2026-03-01T09:59:50Z"}, RECEIVED, batch_sent) == RECEIVED - 15_000
+    assert event_time(message, RECEIVED, batch_sent) == RECEIVED - 10_000  # the message's own sentAt wins
     assert event_time({"timestamp": "2026-03-01T09:59:50Z"}, RECEIVED) == parse_time("2026-03-01T09:59:50Z")
     assert event_time({"originalTimestamp": 1772359190}, RECEIVED) == 1772359190_000
-    assert event_time({}, RECEIVED, "2026-03-01T10:00:00Z") == RECEIVED
+    assert event_time({}, RECEIVED, batch_sent) == RECEIVED
+    assert parse_sent_at(None) is None
 
 
 def test_write_key_from_basic_auth_or_body() -> None:
