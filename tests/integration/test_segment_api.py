@@ -17,6 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from streamtrack.api import Services, create_app
+from streamtrack.api.server import BackgroundServer
+from streamtrack.kafka import EventProducer
+from streamtrack.kafka.local_broker import free_port
+from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
 from streamtrack.store.schema import identity_statements
 from streamtrack.timestamps import format_ms, parse_time
@@ -348,6 +353,29 @@ def test_batch_stores_the_valid_messages_and_lists_the_others(pipeline: Pipeline
         ]
         events = _stored(pipeline, client, user, 2)
     assert sorted(e["event_id"] for e in events) == [f"{user}-ok", f"{user}-page"]
+
+
+def test_unreachable_broker_gives_503_with_retry_after(pipeline: Pipeline) -> None:
+    """What Segment's SDKs retry: no broker acknowledgement, so 503 + Retry-After, nothing claimed stored."""
+    settings = pipeline.settings.replace(
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", produce_timeout_ms=1000
+    )
+    services = Services(settings, EventProducer(settings), pipeline.store, Limits())
+    server = BackgroundServer(create_app(services)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            message = {"type": "track", "userId": "u", "event": "E"}
+            for path, body in (
+                ("/v1/track", message),
+                ("/v1/batch", {"batch": [message, {"type": "track"}]}),
+            ):
+                answer = _post(client, path, body)
+                assert answer.status_code == 503, path
+                assert int(answer.headers["Retry-After"]) >= 1
+                assert answer.json()["code"] == "broker_unavailable"
+    finally:
+        server.stop()
+        services.producer.close(timeout=1)
 
 
 def test_openapi_documents_the_segment_routes(pipeline: Pipeline) -> None:
