@@ -45,6 +45,7 @@ lint-deploy: $(STAMP)
 	$(BIN)/python -P scripts/chart_tool.py check
 	$(BIN)/python -P scripts/chart_tool.py k8s --check
 	$(BIN)/hadolint Dockerfile.api Dockerfile.worker
+	$(BIN)/shellcheck scripts/*.sh
 	$(BIN)/python -P scripts/terraform_check.py
 
 k8s: $(STAMP)
