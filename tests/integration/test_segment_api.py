@@ -19,10 +19,13 @@ import pytest
 
 from streamtrack.api import Services, create_app
 from streamtrack.api.server import BackgroundServer
+from streamtrack.events import Event
+from streamtrack.identities import identity_records
 from streamtrack.kafka import EventProducer
 from streamtrack.kafka.local_broker import free_port
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
+from streamtrack.store.identities import group_profile, insert_identities, user_profile
 from streamtrack.store.schema import identity_statements
 from streamtrack.timestamps import format_ms, parse_time
 from tests.fixtures.pipeline import Pipeline
@@ -394,6 +397,38 @@ def test_openapi_documents_the_segment_routes(pipeline: Pipeline) -> None:
         "/groups/{group_id}",
     ):
         assert path in paths, path
+
+
+def test_replayed_identity_records_are_read_once(clean_store: EventStore) -> None:
+    """A worker replay (same token) is dropped by ClickHouse; a copy that races past is read once."""
+    events = [
+        Event(
+            event_id="e1",
+            event_type="$identify",
+            timestamp=1_772_000_000_000,
+            received_at=1_772_000_000_000,
+            user_id="u",
+            anonymous_id="a",
+            properties={"traits": {"plan": "pro"}},
+        ),
+        Event(
+            event_id="e2",
+            event_type="$group",
+            timestamp=1_772_000_000_000,
+            received_at=1_772_000_000_000,
+            user_id="u",
+            properties={"group_id": "g", "traits": {"name": "Acme"}},
+        ),
+    ]
+    traits, aliases = identity_records(events)
+    for token in ("batch-1", "batch-1", None):
+        insert_identities(clean_store, traits, aliases, dedup_token=token)
+    [(rows,)] = clean_store.backend.query(f"SELECT count() FROM `{clean_store.database}`.`identities`")
+    assert rows == 4  # the tokened replay was dropped, the untokened copy was not
+    profile = user_profile(clean_store, "a")
+    assert (profile.id, profile.ids, profile.traits, profile.calls) == ("u", ["u", "a"], {"plan": "pro"}, 1)
+    group = group_profile(clean_store, "g")
+    assert (group.traits, group.members, group.calls) == ({"name": "Acme"}, ["u"], 1)
 
 
 def test_cluster_form_of_the_identity_tables_is_valid_clickhouse_sql(store: EventStore) -> None:
