@@ -556,3 +556,65 @@ def test_odd_but_valid_parameters_answer_with_nothing_found(
     api: httpx.Client, path: str, params: dict
 ) -> None:
     assert nothing_found(get(api, path, **params))
+
+
+def test_events_sent_again_through_the_pipeline_count_once(
+    broker: LocalBroker, clean_store: EventStore, engine_path: Path
+) -> None:
+    """End to end: POST /batch, a client retry of half of it, the worker, then the analytics."""
+    settings = load_settings(env=pipeline_env(broker, clean_store.database, engine_path.parent))
+    running, stop = start_pipeline(settings, clean_store)
+    try:
+        sent = [
+            {
+                "event_type": "page_view",
+                "user_id": f"p{i % 3}",
+                "event_id": f"pipe-{i}",
+                "timestamp": f"2025-06-02T10:{i:02d}:00Z",
+                "url": f"{SHOP}/p{i % 2}",
+            }
+            for i in range(10)
+        ]
+        # One more event per user after the retry: the users' partitions keep order, so once these
+        # are stored, the worker has handled the retried events before them.
+        last = [
+            {
+                "event_type": "purchase",
+                "user_id": f"p{u}",
+                "event_id": f"last-{u}",
+                "timestamp": "2025-06-02T11:00:00Z",
+            }
+            for u in range(3)
+        ]
+        with running.client() as client:
+            for body in (sent, sent[:5], last):
+                assert client.post("/batch", json=body).status_code == 202
+            running.wait_for(
+                lambda: (
+                    {e.event_id for e in clean_store.activities(event_type="purchase", limit=10)}
+                    == {"last-0", "last-1", "last-2"}
+                ),
+                what="the last events stored",
+            )
+            body = get(
+                client,
+                "timeseries",
+                **{
+                    "from": "2025-06-02T10:00:00Z",
+                    "to": "2025-06-02T12:00:00Z",
+                    "interval": "hour",
+                    "group_by": "event_type",
+                },
+            )
+            assert {s["name"]: points(s) for s in body["series"]} == {
+                "page_view": [("2025-06-02T10:00:00.000Z", 10, 3), ("2025-06-02T11:00:00.000Z", 0, 0)],
+                "purchase": [("2025-06-02T10:00:00.000Z", 0, 0), ("2025-06-02T11:00:00.000Z", 3, 3)],
+            }
+            assert get(client, "overview")["total_events"] == 13
+            pages = get(client, "top-pages", **{"from": "2025-06-02", "to": "2025-06-03"})["rows"]
+            assert pages == [
+                {"url": f"{SHOP}/p0", "views": 5, "visitors": 3},
+                {"url": f"{SHOP}/p1", "views": 5, "visitors": 3},
+            ]
+    finally:
+        stop()
