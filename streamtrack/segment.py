@@ -88,6 +88,8 @@ _SEGMENT_FIELD = {
 
 
 class MissingWriteKey(ClientError):
+    """No write key, or an unreadable one: Segment's API answers 401 too."""
+
     status = 401
     code = "unauthorized"
 
@@ -98,10 +100,10 @@ class SegmentError(ClientError):
     status = 400
 
     @classmethod
-    def of(cls, exc: ClientError, prefix: str = "") -> SegmentError:
-        """The same code, message and field as `exc`, with status 400 (`prefix`: where in a batch)."""
+    def of(cls, exc: ClientError) -> SegmentError:
+        """The same code and message as `exc`, status 400, the field named as Segment names it."""
         field = exc.field if exc.field is None else _SEGMENT_FIELD.get(exc.field, exc.field)
-        return cls(exc.message, field=f"{prefix}{field}" if field and prefix else field, code=exc.code)
+        return cls(exc.message, field=field, code=exc.code)
 
 
 def write_key(authorization: str | None, body_key: Any) -> str | None:
@@ -150,7 +152,7 @@ def decompress(body: bytes, content_encoding: str, max_bytes: int) -> bytes:
         ) from None
     if len(data) > max_bytes:
         raise SegmentError(f"the uncompressed body is over {max_bytes} bytes", code="payload_too_large")
-    if not inflater.eof and encoding != "deflate":
+    if not inflater.eof:
         raise SegmentError(
             f"the {encoding} body is truncated", field="Content-Encoding", code="malformed_body"
         )
