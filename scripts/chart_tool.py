@@ -127,9 +127,10 @@ def validate(doc: dict[str, Any], kube_versions: Iterable[str] = KUBE_VERSIONS) 
     where = f"{kind} {doc.get('metadata', {}).get('name', '?')}"
     if (api_version, kind) in THIRD_PARTY_KINDS:
         return []
-    if api_version.startswith("streamtrack.io/"):
-        schemas = [WORKER_AUTOSCALER_CONTRACT]
-        if (crd_schema := _crd_schema(api_version, kind)) is not None:
+    crd_schema = _crd_schema(api_version, kind)  # our own CRDs: WorkerAutoscaler, kopf's KopfPeering
+    if crd_schema is not None or api_version.startswith("streamtrack.io/"):
+        schemas = [WORKER_AUTOSCALER_CONTRACT] if kind == "WorkerAutoscaler" else []
+        if crd_schema is not None:
             schemas.append(crd_schema)
         return [
             f"{where}: {'/'.join(map(str, error.absolute_path))}: {error.message}"

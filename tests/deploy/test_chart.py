@@ -93,6 +93,7 @@ def test_default_values_bundle_kafka_and_clickhouse_through_their_operators() ->
         "Job/streamtrack-migrate",
         "Kafka/streamtrack-kafka",
         "KafkaNodePool/streamtrack-kafka-pool",
+        "KopfPeering/streamtrack",
         "PodDisruptionBudget/streamtrack-api",
         "PodDisruptionBudget/streamtrack-worker",
         "Role/streamtrack-operator",
@@ -153,6 +154,9 @@ def test_operator_runs_namespaced_with_the_agreed_rbac_and_a_default_autoscaler(
     spec = one(docs, "WorkerAutoscaler", "streamtrack-worker")["spec"]
     assert spec["scaleTargetRef"] == {"name": "streamtrack-worker"}
     assert spec["kafka"] == {"bootstrapServers": "streamtrack-kafka-kafka-bootstrap:9092", "topic": "events", "consumerGroup": "streamtrack-worker"}
+    # Peering is mandatory in the operator: the release must create the KopfPeering it elects its leader in.
+    peering = one(docs, "KopfPeering", "streamtrack")
+    assert peering["apiVersion"] == "kopf.dev/v1" and chart_tool.validate(peering) == []
 
 
 def test_external_kafka_and_clickhouse_come_from_existing_secrets() -> None:
