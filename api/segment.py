@@ -14,11 +14,14 @@ producing is the same path as /track, so traces, metrics and backpressure come w
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 from streamtrack.api.errors import ErrorBody
 from streamtrack.api.ingest import JSON_TYPES, _context
@@ -64,6 +67,73 @@ _RESPONSES = {
 }
 
 
+_S, _O, _A = OpenAPIType.STRING, OpenAPIType.OBJECT, OpenAPIType.ARRAY
+_MESSAGE = Schema(
+    type=_O,
+    description=(
+        "A Segment message (segment.com/docs/connections/sources/catalog/libraries/server/http-api). "
+        "userId or anonymousId is required; track needs `event`, group `groupId`, alias `previousId` and `userId`. "
+        "`timestamp` with `sentAt` is corrected for the device's clock."
+    ),
+    properties={
+        "type": Schema(
+            type=_S,
+            enum=["track", "page", "screen", "identify", "group", "alias"],
+            description="In a batch; on /v1/<type> the path says it.",
+        ),
+        "messageId": Schema(
+            type=_S, description="Deduplication key: a retry with the same id is stored once."
+        ),
+        "userId": Schema(type=_S),
+        "anonymousId": Schema(type=_S),
+        "event": Schema(type=_S),
+        "name": Schema(type=_S),
+        "category": Schema(type=_S),
+        "properties": Schema(type=_O),
+        "traits": Schema(type=_O),
+        "context": Schema(type=_O),
+        "groupId": Schema(type=_S),
+        "previousId": Schema(type=_S),
+        "timestamp": Schema(type=_S, description="ISO 8601: when the call was made, by the device's clock."),
+        "sentAt": Schema(type=_S, description="ISO 8601: when the device sent it, by the same clock."),
+    },
+)
+_TRACK_EXAMPLE = {
+    "userId": "u-42",
+    "event": "Order Completed",
+    "properties": {"revenue": 42.5},
+    "messageId": "5f1c0a9e-example",
+    "timestamp": "2026-01-31T12:00:00Z",
+}
+
+
+def _json_body(schema: Schema, example: object, description: str) -> RequestBody:
+    content = OpenAPIMediaType(schema=schema, examples={"example": Example(value=example)})
+    return RequestBody(required=True, description=description, content={"application/json": content})
+
+
+@dataclass
+class SegmentCallOperation(Operation):
+    def __post_init__(self) -> None:
+        self.request_body = _json_body(_MESSAGE, _TRACK_EXAMPLE, "One message, at most 32 KB; gzip allowed.")
+
+
+@dataclass
+class SegmentBatchOperation(Operation):
+    def __post_init__(self) -> None:
+        batch = Schema(
+            type=_O,
+            required=["batch"],
+            properties={
+                "batch": Schema(type=_A, items=_MESSAGE, max_items=2500),
+                "sentAt": Schema(type=_S),
+                "writeKey": Schema(type=_S),
+            },
+        )
+        example = {"batch": [{"type": "track", **_TRACK_EXAMPLE}], "sentAt": "2026-01-31T12:00:01Z"}
+        self.request_body = _json_body(batch, example, "Messages of any type, at most 500 KB; gzip allowed.")
+
+
 async def _read(request: Request, max_bytes: int) -> bytes:
     """The body, uncompressed and within `max_bytes`; every refusal a 400 as Segment answers."""
     media_type = request.content_type[0].lower()
@@ -94,6 +164,7 @@ def _authenticate(request: Request, body_key: object) -> None:
 @post(
     ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"],
     status_code=200,
+    operation_class=SegmentCallOperation,
     tags=["segment"],
     summary="One Segment call",
     responses=_RESPONSES,
@@ -116,6 +187,7 @@ async def segment_call(request: Request, services: NamedDependency[Services]) ->
 @post(
     ["/v1/batch", "/v1/import"],
     status_code=200,
+    operation_class=SegmentBatchOperation,
     tags=["segment"],
     summary="A Segment batch",
     responses=_RESPONSES,

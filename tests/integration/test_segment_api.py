@@ -397,6 +397,11 @@ def test_openapi_documents_the_segment_routes(pipeline: Pipeline) -> None:
         "/groups/{group_id}",
     ):
         assert path in paths, path
+    batch = paths["/v1/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch["schema"]["required"] == ["batch"]
+    with pipeline.client() as client:  # the documented example works as printed
+        answer = _post(client, "/v1/batch", batch["examples"]["example"]["value"])
+    assert (answer.status_code, answer.json()) == (200, {"success": True})
 
 
 def test_replayed_identity_records_are_read_once(clean_store: EventStore) -> None:
