@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 MAX_BACKOFF = 5.0  # seconds; also the longest the worker stays idle after ClickHouse is back
 STATS_INTERVAL_MS = 5000
+STALL_SECONDS = 30.0
 
 
 @dataclasses.dataclass
@@ -73,7 +74,16 @@ class Worker:
         self._paused = False
         self.polled_at = time.monotonic()
         """When the consumer was last served (librdkafka's statistics arrive only while we poll)."""
-        self._consumer = Consumer(
+        self._consumed_at = time.monotonic()
+        self._stalled = False
+        self._wake = threading.Event()
+        """Ends the current `collect`: set by stop(), and when the consumer is found stalled."""
+        self._consumer = self._new_consumer()
+        self._dead_letters = DeadLetters(settings)
+
+    def _new_consumer(self) -> Consumer:
+        settings = self.settings
+        return Consumer(
             client_config(
                 settings,
                 **{
@@ -90,11 +100,11 @@ class Worker:
                 },
             )
         )
-        self._dead_letters = DeadLetters(settings)
 
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit, and leave the group."""
         self._stop.set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -105,9 +115,7 @@ class Worker:
         return time.monotonic() - self.polled_at < within
 
     def run(self) -> WorkerStats:
-        self._consumer.subscribe(
-            [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
+        self._subscribe()
         log.info("worker started", topic=self.settings.topic, group=self.settings.consumer_group)
         try:
             while not self._stop.is_set():
@@ -117,15 +125,34 @@ class Worker:
                     self._batch,
                     self.settings.batch_max_events,
                     self.settings.batch_max_wait_ms / 1000,
-                    self._stop,
+                    self._wake,
                 )
                 if self._batch.messages:
+                    self._consumed_at = time.monotonic()
                     self._process(self._batch)
+                if self._stalled and not self._stop.is_set():
+                    self._reconnect()
         finally:
             self._consumer.close()  # leaves the group at once, so partitions move without waiting
             self._dead_letters.close()
             log.info("worker stopped", **dataclasses.asdict(self.stats))
         return self.stats
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def _reconnect(self) -> None:
+        """A fresh consumer in place of a stalled one; it resumes from the committed offsets."""
+        log.error("consumer stalled: records wait in its fetch queue but none reach the worker; reconnecting",
+                  stalled_s=round(time.monotonic() - self._consumed_at, 1))
+        self._consumer.close()
+        self._consumer = self._new_consumer()
+        self._subscribe()
+        self._stalled = False
+        self._wake.clear()
+        self._consumed_at = time.monotonic()
 
     def _process(self, batch: Batch) -> None:
         links = links_to(span_context_from_headers(m.headers()) for m in batch.messages) if tracing_enabled() else []
@@ -213,6 +240,7 @@ class Worker:
         if self._paused:
             self._consumer.resume(self._consumer.assignment())
             self._paused = False
+            self._consumed_at = time.monotonic()  # a pause is not a stall
             metrics.CONSUMPTION_PAUSED.set(0)
             log.info("consumption resumed")
 
@@ -262,12 +290,14 @@ class Worker:
             topic = json.loads(stats_json).get("topics", {}).get(self.settings.topic, {})
         except ValueError:
             return
-        lag = sum(
-            max(p.get("consumer_lag", -1), 0)
-            for p in topic.get("partitions", {}).values()
-            if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")
-        )
-        metrics.CONSUMER_LAG.set(lag)
+        mine = [p for p in topic.get("partitions", {}).values()
+                if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")]
+        metrics.CONSUMER_LAG.set(sum(max(p.get("consumer_lag", -1), 0) for p in mine))
+        # Seen once with the in-memory broker restarted: records fetched, never handed to us.
+        waiting = sum(max(p.get("fetchq_cnt", 0), 0) for p in mine)
+        if waiting and not self._paused and time.monotonic() - self._consumed_at > STALL_SECONDS:
+            self._stalled = True
+            self._wake.set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each new partition at the group's committed offset, read from the broker now.
