@@ -38,7 +38,7 @@ SELECT concat('e', toString(number)), {types}[number % 9 + 1],
        concat('s', toString(intDiv(number, 7))), concat('https://shop.test/p/', toString(cityHash64(number, 1) % 200)),
        ['', 'https://google.com/', 'https://news.example/'][number % 3 + 1], ['web', 'email', 'ads', 'social'][number % 4 + 1],
        concat('c', toString(number % 20)), concat('{{"plan":"', ['free', 'pro', 'team'][number % 3 + 1], '"}}')
-FROM numbers({offset}, {count})
+FROM numbers({count})
 SETTINGS optimize_on_insert = 0
 """
 # Copies of every 2000th event, 90 s later (same id, all else equal).
@@ -47,7 +47,7 @@ INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id
     referrer, channel, campaign_id, properties)
 SELECT event_id, event_type, timestamp + INTERVAL 90 SECOND, received_at, user_id, anonymous_id, session_id, url,
        referrer, channel, campaign_id, properties
-FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % 2000 = 0 AND toUInt64(substring(event_id, 2)) >= {offset}
+FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % 2000 = 0
 """
 
 
@@ -86,19 +86,28 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
     return statistics.median(times), p95
 
 
-def fill(store: EventStore, *, loaded: int, size: int, total: int, start: int, span: int) -> None:
+def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
+    store.backend.command(f"TRUNCATE TABLE `{store.database}`.events")
     store.backend.command(
-        FILL.format(
-            db=store.database,
-            types=TYPES,
-            start=start,
-            span=span,
-            total=total,
-            offset=loaded,
-            count=size - loaded,
-        )
+        FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, count=size)
     )
-    store.backend.command(COPIES.format(db=store.database, offset=loaded))
+    store.backend.command(COPIES.format(db=store.database))
+
+
+def measure(store: EventStore, sizes: list[int], runs: int, days: int) -> dict[str, dict[int, str]]:
+    """p50 / p95 text per case and size. Each size is a fresh table over the same span: density grows."""
+    reader = Analytics(store)
+    results: dict[str, dict[int, str]] = {}
+    for size in sizes:
+        now = now_ms()
+        fill(store, size=size, start=now - days * DAY_MS, span=days * DAY_MS)
+        stats = store.stats()
+        copies = stats.rows - stats.distinct_events
+        print(f"{size:,} events ({copies:,} stored copies) over {days} days", flush=True)
+        for name, call in cases(reader, now).items():
+            p50, p95 = timed(call, runs)
+            results.setdefault(name, {})[size] = f"{p50:.0f} / {p95:.0f}"
+    return results
 
 
 def main() -> None:
@@ -107,29 +116,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--days", type=int, default=30, help="the events span the last DAYS days")
     args = parser.parse_args()
-    settings = load_settings(
-        env={}, data_dir=tempfile.mkdtemp(prefix="streamtrack-bench-"), clickhouse_database="bench"
-    )
-    store = open_store(settings)
-    store.migrate()
-    reader = Analytics(store)
-    results: dict[str, dict[int, str]] = {}
     sizes = sorted(args.sizes)
-    loaded = 0
-    for size in sizes:
-        # Each size is a fresh table with the same time span, so density (not span) grows.
-        store.backend.command(f"TRUNCATE TABLE `{store.database}`.events")
-        now = now_ms()
-        fill(store, loaded=0, size=size, total=size, start=now - args.days * DAY_MS, span=args.days * DAY_MS)
-        loaded = size
-        stats = store.stats()
-        print(
-            f"{size:,} events ({stats.rows - stats.distinct_events:,} stored copies) over {args.days} days",
-            flush=True,
-        )
-        for name, call in cases(reader, now).items():
-            p50, p95 = timed(call, args.runs)
-            results.setdefault(name, {})[size] = f"{p50:.0f} / {p95:.0f}"
+    with tempfile.TemporaryDirectory(prefix="streamtrack-bench-query-") as data_dir:
+        settings = load_settings(env={}, data_dir=data_dir, clickhouse_database="bench")
+        with open_store(settings) as store:
+            store.migrate()
+            results = measure(store, sizes, args.runs, args.days)
     header = ("query", *(f"{size:,} events: p50 / p95 ms" for size in sizes))
     rows = [(name, *(by_size[size] for size in sizes)) for name, by_size in results.items()]
     widths = [max(len(r[i]) for r in (*rows, header)) for i in range(len(header))]
@@ -138,7 +130,7 @@ def main() -> None:
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
     print(
         f"\nembedded ClickHouse (chdb), {os.cpu_count()} cores, {args.runs} runs each after a warm-up, "
-        f"events over the last {args.days} days; loaded {loaded:,}"
+        f"events over the last {args.days} days"
     )
 
 
