@@ -11,12 +11,15 @@ runs over real HTTP on the local broker.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streamtrack.config import load_settings
 from streamtrack.events import Event
@@ -508,6 +511,81 @@ def test_bad_parameters_are_a_400_naming_the_parameter(
     body = response.json()
     assert (body["status"], body["code"], body.get("field")) == (400, "invalid_parameter", field)
     assert message in body["message"]
+
+
+PATHS = [
+    "overview",
+    "timeseries",
+    "breakdown",
+    "top-pages",
+    "active-users",
+    "sessions",
+    "funnel",
+    "retention",
+]
+PARAMETERS = [
+    "from",
+    "to",
+    "interval",
+    "event_type",
+    "user_id",
+    "url",
+    "channel",
+    "property",
+    "group_by",
+    "top",
+    "dimension",
+    "limit",
+    "window_minutes",
+    "date",
+    "steps",
+    "window_seconds",
+    "period",
+    "periods",
+]
+# Values near the rules as well as random text: valid names, numbers at the limits, times, key:value.
+values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "event_type",
+            "url",
+            "property:plan",
+            "property:",
+            "day",
+            "week",
+            "auto",
+            "minute",
+            "page_view",
+            "plan:pro",
+            ":",
+            "0",
+            "-1",
+            "1001",
+            "99999999999999999999",
+            "2026-01-05",
+            "2299-12-31",
+            "1",
+            "",
+        ]
+    ),
+    st.integers(min_value=-(2**63), max_value=2**64).map(str),
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("STREAMTRACK_FUZZ_EXAMPLES", "100")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    path=st.sampled_from(PATHS), params=st.lists(st.tuples(st.sampled_from(PARAMETERS), values), max_size=6)
+)
+def test_no_query_gets_a_server_error(api: httpx.Client, path: str, params: list[tuple[str, str]]) -> None:
+    response = api.get(f"/analytics/{path}", params=params)
+    assert response.status_code in {200, 400}, response.text
+    if response.status_code == 400:
+        assert response.json()["field"] and response.json()["message"]
 
 
 def test_every_endpoint_is_documented_with_an_example(api: httpx.Client) -> None:
