@@ -8,8 +8,8 @@ Deduplication, exact and cheap. Each event id counts once, at its earliest copy 
 the rows that match the query's filters (as /activities does). Grouping every row by
 event id is exact but costs ~0.35-2.5 s at 10M rows on two cores, while stored copies are
 rare (the worker drops nearly all redeliveries). So a query runs in two steps:
-1. `duplicate_hashes`: the 64-bit hashes of the ids stored more than once within the
-   filters (one GROUP BY on a UInt64: ~0.2 s instead of ~0.35 s on the id text at 10M rows).
+1. The reader takes the candidates from the copies registry (`copies.candidate_hashes`,
+   filled at write time): the 64-bit hashes of the ids stored more than once.
 2. The analytic query reads `source(...)`: plain rows of every event whose hash is not a
    candidate, plus the candidates grouped by their real id, one row each at its earliest
    copy; a hash collision between two different ids thus only costs a little grouping,
@@ -136,25 +136,6 @@ def _where(fragments: Sequence[str]) -> str:
     return "WHERE " + "\n  AND ".join(fragments) if fragments else ""
 
 
-def duplicate_hashes(database: str, filters: Filter, *, limit: int = MAX_DUPLICATES + 1) -> Query:
-    """cityHash64 (as text) of the event ids stored more than once among the rows matching `filters`.
-
-    Step 1 (see above). A collision of two different ids only adds a candidate: `source`
-    groups candidates by their real id, so the counts stay exact.
-    """
-    params: dict[str, Any] = {"dup_limit": limit}
-    where = filters.where(params)
-    sql = "\n".join(
-        [
-            f"SELECT toString(cityHash64(event_id)) AS h FROM {_table(database)}",
-            _where(where),
-            "GROUP BY h HAVING count() > 1",
-            "LIMIT {dup_limit:UInt32}",
-        ]
-    )
-    return Query(sql, params)
-
-
 # An IN over a subquery builds a hash set once; has() on the array would scan it for every row.
 _IS_CANDIDATE = "cityHash64(event_id) IN (SELECT toUInt64(arrayJoin({duplicates:Array(String)})))"
 
@@ -162,7 +143,8 @@ _IS_CANDIDATE = "cityHash64(event_id) IN (SELECT toUInt64(arrayJoin({duplicates:
 def source(database: str, filters: Filter, duplicates: Sequence[str] | None, params: dict[str, Any]) -> str:
     """Each matching event once, at its earliest copy: columns `ts` + SOURCE_COLUMNS (step 2).
 
-    `duplicates` from `duplicate_hashes`; None means "unknown or too many": group every row.
+    `duplicates` from the copies registry (`copies.candidate_hashes`); None means "unknown
+    or too many": group every row.
     ClickHouse drops the columns the outer query does not use.
     """
     where = filters.where(params)

@@ -1,7 +1,8 @@
 """Analytics: runs the analytics SQL and shapes the answers the /analytics/* endpoints return.
 
-Each method first asks which event ids are stored more than once within its filters, then
-runs one analytic query over each event's earliest copy (see `analytics`). Inputs are
+Each method first asks the copies registry (`copies`) which event ids are stored more than
+once around its time range, then runs one analytic query over each event's earliest copy
+(see `analytics`). Inputs are
 already validated by the API (`streamtrack.api.analytics_params`); times are epoch
 milliseconds in, RFC 3339 UTC text out (as /activities).
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from streamtrack.store import analytics
+from streamtrack.store import analytics, copies
 from streamtrack.store.analytics import Filter
 from streamtrack.store.queries import Query
 from streamtrack.store.store import EventStore
@@ -144,8 +145,12 @@ class Analytics:
         return self.store.backend.query(query.sql, query.params)
 
     def duplicates(self, filters: Filter) -> list[str] | None:
-        """Hashes of the ids stored more than once within `filters`; None if there are too many to list."""
-        ids = [row[0] for row in self._rows(analytics.duplicate_hashes(self.database, filters))]
+        """Hashes of the ids stored more than once around `filters`' time range, from the copies
+        registry (a few rows, no scan of the events); None if there are too many to list."""
+        query = copies.candidate_hashes(
+            self.database, filters.start_ms, filters.end_ms, limit=analytics.MAX_DUPLICATES + 1
+        )
+        ids = [row[0] for row in self._rows(query)]
         return ids if len(ids) <= analytics.MAX_DUPLICATES else None
 
     def overview(self, *, now_ms: int) -> Overview:

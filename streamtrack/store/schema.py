@@ -194,3 +194,74 @@ def identity_statements(database: str, cluster: str = "") -> list[str]:
             f"ENGINE = Distributed('{cluster}', '{database}', '{local}', {shard_by})"
         )
     return statements
+
+
+# --- the registry of stored copies (issue 3: exact analytics without a scan for copies) --------
+#
+# `event_ids` holds (event_id, timestamp) of every stored row, ordered by id, fed by a
+# materialized view from `events`: every insert path feeds it, and an insert dropped as a
+# replay (same insert_deduplication_token) does not, since ClickHouse skips the views of a
+# deduplicated block. A small index granularity keeps a batch's id lookup to a few rows per
+# id (random ids touch one granule each: 256 rows instead of 8,192). `event_copies` lists the
+# ids stored more than once, with the span of their copies' times; `EventStore.insert` fills
+# it after each insert (see `copies`). `event_ids` is a plain MergeTree: its rows stay when
+# merges of `events` collapse identical copies (an extra candidate costs nothing).
+EVENT_IDS_TABLE = "event_ids"
+EVENT_IDS_VIEW = "event_ids_mv"
+COPIES_TABLE = "event_copies"
+
+EVENT_ID_COLUMNS: tuple[tuple[str, str], ...] = (("event_id", "String"), ("timestamp", "DateTime64(3, 'UTC')"))
+COPY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "String"),
+    ("first", "DateTime64(3, 'UTC')"),  # the earliest copy's time
+    ("last", "DateTime64(3, 'UTC')"),  # the latest copy's time
+    ("rows", "UInt64"),  # rows stored when this was recorded
+)
+_COPY_TABLES = (
+    # table, columns, engine (single node), sorting key, settings
+    (EVENT_IDS_TABLE, EVENT_ID_COLUMNS, "MergeTree", "event_id", ("index_granularity = 256",)),
+    (COPIES_TABLE, COPY_COLUMNS, "ReplacingMergeTree(rows)", "event_id", ()),
+)
+
+
+def copies_statements(database: str, cluster: str = "") -> list[str]:
+    """The DDL of the copies registry (after `schema_statements`: the view reads `events`).
+
+    Single node: `event_ids` deduplicates the view's blocks like `events` deduplicates
+    inserts (the same window), so a replay dropped from `events` is dropped here too. In the
+    cluster form each shard's view feeds its local `event_ids_local` from `events_local` (an
+    id's copies all land on one shard: `events` is sharded by id), and `event_ids` /
+    `event_copies` are Distributed tables over the local ones.
+    """
+    db = quote_identifier(database)
+    on_cluster = _on_cluster(cluster)
+    statements = []
+    for table, columns, engine, order_by, settings in _COPY_TABLES:
+        definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in columns)
+        if not cluster:
+            tail = ", ".join([*settings, "non_replicated_deduplication_window = 1000"])
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {db}.`{table}`\n(\n{definitions}\n)\n"
+                f"ENGINE = {engine}\nORDER BY {order_by}\nSETTINGS {tail}"
+            )
+            continue
+        local = f"{table}_local"
+        name, _, version = engine.partition("(")
+        arguments = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
+        if version:
+            arguments += f", {version.rstrip(')')}"
+        tail = f"\nSETTINGS {', '.join(settings)}" if settings else ""
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
+            f"ENGINE = Replicated{name}({arguments})\nORDER BY {order_by}{tail}"
+        )
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{on_cluster} AS {db}.`{local}`\n"
+            f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64(event_id))"
+        )
+    source, target = (LOCAL_TABLE, f"{EVENT_IDS_TABLE}_local") if cluster else (EVENTS_TABLE, EVENT_IDS_TABLE)
+    statements.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{EVENT_IDS_VIEW}`{on_cluster} TO {db}.`{target}`\n"
+        f"AS SELECT event_id, timestamp FROM {db}.`{source}`"
+    )
+    return statements

@@ -15,11 +15,12 @@ from typing import Any
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.events import Event
-from streamtrack.store import queries
+from streamtrack.store import copies, queries
 from streamtrack.store.backend import Backend
 from streamtrack.store.codec import events_to_arrow, rows_to_events
 from streamtrack.store.schema import (
     EVENTS_TABLE,
+    copies_statements,
     drop_statements,
     identity_statements,
     quote_identifier,
@@ -48,6 +49,11 @@ class EventStore:
         """Create or update the schema; harmless to run on every start."""
         for statement in schema_statements(self.database, self.cluster) + identity_statements(self.database, self.cluster):
             self.backend.command(statement)
+        for statement in copies_statements(self.database, self.cluster):
+            self.backend.command(statement)
+        if self._query_rows(copies.needs_backfill(self.database)) == [(1,)]:
+            for statement in copies.backfill(self.database):
+                self.backend.command(statement)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless ClickHouse answers a query."""
@@ -60,13 +66,17 @@ class EventStore:
 
         Inserting the same batch again with the same `dedup_token` stores nothing (the
         worker's replay after a crash); without a token, a repeat is stored but still
-        read back once, since reads deduplicate by event id.
+        read back once, since reads deduplicate by event id, and is listed in the copies
+        registry the analytics read (`copies`).
         """
         if dedup_token is not None:
             queries.check_dedup_token(dedup_token)
         if not events:
             return 0
         self.backend.insert_events(self.database, EVENTS_TABLE, events_to_arrow(events), dedup_token)
+        # After the insert, not before: see `copies` for why this finds every copy, races included.
+        record = copies.record(self.database, [event.event_id for event in events])
+        self.backend.command(record.sql, record.params)
         return len(events)
 
     def activities(

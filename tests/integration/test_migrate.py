@@ -28,7 +28,12 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
             "SELECT name, engine FROM system.tables WHERE database = {db:String}", {"db": database}
         )
         assert sorted(tables) == [
-            ("aliases", "ReplacingMergeTree"), ("events", "ReplacingMergeTree"), ("identities", "ReplacingMergeTree"),
+            ("aliases", "ReplacingMergeTree"),
+            ("event_copies", "ReplacingMergeTree"),
+            ("event_ids", "MergeTree"),
+            ("event_ids_mv", "MaterializedView"),
+            ("events", "ReplacingMergeTree"),
+            ("identities", "ReplacingMergeTree"),
         ]
         assert store.stats().rows == 0
     finally:

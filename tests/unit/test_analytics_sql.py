@@ -36,7 +36,6 @@ def test_user_values_travel_only_as_parameters() -> None:
         analytics.breakdown("db", filters, [NASTY], by=f"property:{NASTY}", limit=5),
         analytics.timeseries("db", filters, [], step_ms=60_000, origin_ms=0, group_by="url", top=[NASTY]),
         analytics.funnel("db", filters, None, steps=[NASTY, "b"], window_ms=1000),
-        analytics.duplicate_hashes("db", filters),
     ):
         assert "DROP" not in query.sql
         assert NASTY in query.params.values() or [NASTY] in query.params.values()
@@ -72,7 +71,7 @@ def test_source_reads_plain_rows_without_duplicates_and_groups_only_the_copies_w
 
 def test_identifiers_are_checked() -> None:
     with pytest.raises(ValueError, match="identifier"):
-        analytics.duplicate_hashes("db`; DROP", Filter())
+        analytics.overview("db`; DROP", [], recent_ms=0)
 
 
 def test_buckets_align_on_utc_days_and_monday_weeks() -> None:

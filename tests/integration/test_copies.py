@@ -1,0 +1,103 @@
+"""The copies registry (`streamtrack.store.copies`): every stored copy is listed at write time.
+
+The analytics take their deduplication candidates from it instead of scanning the events,
+so a copy missing from it would be counted twice: these tests make copies in each way a
+write can (two inserts, one batch, two racing threads, data stored before the registry)
+and check it lists exactly those, and that a token-deduplicated replay is not one.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from streamtrack.events import Event
+from streamtrack.store import EventStore
+from streamtrack.store.analytics import Filter
+from streamtrack.store.analytics_reader import Analytics
+
+DAY = 86_400_000
+T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
+
+
+def event(event_id: str, *, at: int = T0, user: str = "u1") -> Event:
+    return Event(event_id=event_id, event_type="page_view", timestamp=at, received_at=at, user_id=user)
+
+
+def registered(store: EventStore) -> dict[str, tuple[int, int, int]]:
+    """event_id -> (first ms, last ms, rows) as the registry lists it (latest record per id)."""
+    rows = store.backend.query(
+        f"SELECT event_id, toUnixTimestamp64Milli(min(first)), toUnixTimestamp64Milli(max(last)), max(rows)"
+        f" FROM `{store.database}`.event_copies GROUP BY event_id"
+    )
+    return {event_id: (first, last, rows) for event_id, first, last, rows in rows}
+
+
+def test_a_copy_stored_by_two_inserts_is_recorded_with_the_span_of_its_times(clean_store: EventStore) -> None:
+    clean_store.insert([event("a"), event("b")])
+    assert registered(clean_store) == {}
+    clean_store.insert([event("a", at=T0 + 90_000), event("c")])  # a retry stamped 90 s later
+    assert registered(clean_store) == {"a": (T0, T0 + 90_000, 2)}
+
+
+def test_a_repeat_within_one_batch_is_recorded(clean_store: EventStore) -> None:
+    clean_store.insert([event("a"), event("a", at=T0 + 1)])
+    assert registered(clean_store) == {"a": (T0, T0 + 1, 2)}
+
+
+def test_a_replay_dropped_by_its_token_is_not_a_copy(clean_store: EventStore) -> None:
+    batch = [event("a"), event("b")]
+    clean_store.insert(batch, dedup_token="batch-1")
+    clean_store.insert(batch, dedup_token="batch-1")
+    assert clean_store.stats().rows == 2
+    assert registered(clean_store) == {}
+    assert Analytics(clean_store).duplicates(Filter()) == []
+
+
+def test_racing_inserts_of_the_same_ids_are_recorded(clean_store: EventStore) -> None:
+    """Whichever insert returns last looks the ids up after both are visible."""
+    batches = [[event(f"id-{i}", at=T0 + n) for i in range(200)] for n in range(2)]
+    barrier = threading.Barrier(2)
+
+    def insert(batch: list[Event]) -> None:
+        barrier.wait()
+        clean_store.insert(batch)
+
+    threads = [threading.Thread(target=insert, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(registered(clean_store)) == {f"id-{i}" for i in range(200)}
+
+
+def test_migrate_backfills_the_registry_for_data_stored_before_it(clean_store: EventStore) -> None:
+    clean_store.insert([event("a"), event("b")])
+    clean_store.insert([event("a", at=T0 + 5)])
+    db = f"`{clean_store.database}`"
+    for table in ("event_ids_mv", "event_ids", "event_copies"):  # as before the registry existed
+        clean_store.backend.command(f"DROP TABLE {db}.`{table}` SYNC")
+    clean_store.migrate()
+    assert registered(clean_store) == {"a": (T0, T0 + 5, 2)}
+    clean_store.migrate()  # not filled twice
+    [(ids,)] = clean_store.backend.query(f"SELECT count() FROM {db}.event_ids")
+    assert ids == 3 and registered(clean_store) == {"a": (T0, T0 + 5, 2)}
+    clean_store.insert([event("b", at=T0 + DAY)])  # and kept up to date by inserts afterwards
+    assert registered(clean_store)["b"] == (T0, T0 + DAY, 2)
+
+
+def test_the_analytics_take_their_candidates_from_the_registry_and_stay_exact(clean_store: EventStore) -> None:
+    reader = Analytics(clean_store)
+    day = Filter(start_ms=T0 - DAY, end_ms=T0 + DAY)
+    clean_store.insert([event(f"e{i}", at=T0 + i, user=f"u{i % 3}") for i in range(10)])
+    assert reader.duplicates(day) == []  # no copies: the plain single-scan query
+    assert reader.overview(now_ms=T0 + DAY).total_events == 10
+    clean_store.insert([event("e1", at=T0 + 1), event("e2", at=T0 + 3 * DAY)])  # copies, one far off
+    assert len(reader.duplicates(day) or []) == 2
+    assert reader.duplicates(Filter(start_ms=T0 + 2 * DAY, end_ms=T0 + 4 * DAY)) == [
+        reader.duplicates(Filter(start_ms=T0 + 3 * DAY, end_ms=T0 + 3 * DAY + 1))[0]  # type: ignore[index]
+    ]
+    assert reader.duplicates(Filter(start_ms=T0 + 4 * DAY, end_ms=T0 + 5 * DAY)) == []
+    overview = reader.overview(now_ms=T0 + DAY)
+    assert (overview.total_events, overview.unique_users) == (10, 3)
+    hourly = reader.timeseries(day, interval="day")
+    assert sum(point.events for point in hourly.series[0].points) == 10

@@ -1,0 +1,69 @@
+"""The DDL and SQL of the copies registry, as text (what the engine does: tests/integration/test_copies.py).
+
+The cluster form cannot run here (no ClickHouse server): its statements are checked for
+the shape the single-node ones are proven with — local replicated tables, Distributed
+tables sharded by event id like `events`, the view reading each shard's `events_local`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streamtrack.store import copies
+from streamtrack.store.schema import copies_statements
+
+
+def test_single_node_registry() -> None:
+    ids, registry, view = copies_statements("analytics")
+    assert ids.startswith("CREATE TABLE IF NOT EXISTS `analytics`.`event_ids`\n(")
+    assert "ENGINE = MergeTree\nORDER BY event_id\n" in ids
+    # a replay dropped from `events` by its token must be dropped from the view's table too
+    assert ids.endswith("SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000")
+    assert "ENGINE = ReplacingMergeTree(rows)\nORDER BY event_id" in registry
+    assert view == (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS `analytics`.`event_ids_mv` TO `analytics`.`event_ids`\n"
+        "AS SELECT event_id, timestamp FROM `analytics`.`events`"
+    )
+    assert not any("ON CLUSTER" in s for s in (ids, registry, view))
+
+
+def test_cluster_registry() -> None:
+    statements = copies_statements("analytics", "main-cluster")
+    assert len(statements) == 5
+    assert all(" ON CLUSTER `main-cluster`" in s for s in statements)
+    ids_local, ids, copies_local, registry, view = statements
+    assert (
+        "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/event_ids_local', '{replica}')\n"
+        "ORDER BY event_id\nSETTINGS index_granularity = 256" in ids_local
+    )
+    assert "non_replicated_deduplication_window" not in ids_local
+    assert ids == (
+        "CREATE TABLE IF NOT EXISTS `analytics`.`event_ids` ON CLUSTER `main-cluster` AS `analytics`.`event_ids_local`\n"
+        "ENGINE = Distributed('main-cluster', 'analytics', 'event_ids_local', cityHash64(event_id))"
+    )
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/event_copies_local',"
+        " '{replica}', rows)" in copies_local
+    )
+    assert "Distributed('main-cluster', 'analytics', 'event_copies_local', cityHash64(event_id))" in registry
+    assert view == (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS `analytics`.`event_ids_mv` ON CLUSTER `main-cluster`"
+        " TO `analytics`.`event_ids_local`\nAS SELECT event_id, timestamp FROM `analytics`.`events_local`"
+    )
+
+
+def test_ids_and_times_travel_as_parameters() -> None:
+    nasty = "x'; DROP TABLE events; --"
+    record = copies.record("db", [nasty, nasty, "b"])
+    assert "DROP" not in record.sql and record.params == {"ids": [nasty, "b"]}
+    query = copies.candidate_hashes("db", 5, 9, limit=3)
+    assert query.params == {"start_ms": 5, "end_ms": 9, "limit": 3}
+    assert "WHERE last >= " in query.sql and " AND first < " in query.sql
+    assert "WHERE" not in copies.candidate_hashes("db", None, None, limit=3).sql
+
+
+def test_identifiers_are_checked() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        copies.record("db`; DROP", ["a"])
+    with pytest.raises(ValueError, match="identifier"):
+        copies_statements("db`; DROP")
