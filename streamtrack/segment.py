@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import zlib
 from typing import Any
 
@@ -231,8 +232,8 @@ def to_event(
         raise SegmentError("expected a JSON object", field="context", code="invalid_event")
     try:
         canonical = _canonical(message, kind, segment_context, context.received_at, batch_sent_ms)
-        request = RequestContext(
-            received_at=context.received_at,
+        request = dataclasses.replace(  # replace, not rebuild: whatever else the server knows carries over
+            context,
             ip=_text(segment_context.get("ip")) or context.ip,
             user_agent=_text(segment_context.get("userAgent")) or context.user_agent,
         )
