@@ -13,10 +13,11 @@ import binascii
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from streamtrack.api.auth import project_of
 from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
 from streamtrack.errors import InvalidParameter
@@ -93,6 +94,7 @@ def to_activity(event: Event) -> Activity:
 
 @get("/activities", sync_to_thread=True, tags=["query"], summary="Recent events", responses=QUERY_ERRORS)
 def activities(
+    request: Request,
     services: NamedDependency[Services],
     user_id: Annotated[str | None, QueryParameter(description="Only this user's events.")] = None,
     event_type: Annotated[str | None, QueryParameter(description="Only events of this type.")] = None,
@@ -116,6 +118,7 @@ def activities(
         end_ms=end_ms,
         after=decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
+        project_id=project_of(request),  # from the key, never from a parameter
     )
     page, more = events[:limit], len(events) > limit
     next_cursor = encode_cursor(page[-1].timestamp, page[-1].event_id) if more else None

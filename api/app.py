@@ -10,6 +10,7 @@ from litestar.types import ControllerRouterHandler
 
 from streamtrack.api.activities import activities
 from streamtrack.api.analytics import ANALYTICS_HANDLERS
+from streamtrack.api.auth import AuthGate
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
@@ -17,6 +18,7 @@ from streamtrack.api.identities import IDENTITY_HANDLERS
 from streamtrack.api.ingest import batch, track
 from streamtrack.api.openapi import docs_assets_router, openapi_config
 from streamtrack.api.pipeline import pipeline_status
+from streamtrack.api.privacy import erase_user_events
 from streamtrack.api.segment import SEGMENT_HANDLERS
 from streamtrack.api.services import Services
 from streamtrack.api.telemetry import RequestTelemetry, prometheus_metrics
@@ -35,6 +37,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
             *ANALYTICS_HANDLERS,
             *SEGMENT_HANDLERS,
             *IDENTITY_HANDLERS,
+            erase_user_events,
             *extra_handlers,
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
@@ -44,5 +47,6 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
         debug=False,
         logging_config=None,  # ours (streamtrack.telemetry.logs); Litestar's would replace the root handlers
     )
+    app.asgi_handler = AuthGate(app.asgi_handler, services.settings, services.store)  # keys, limits, CORS
     app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
     return app

@@ -15,6 +15,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
+from streamtrack.api.auth import project_of
 from streamtrack.api.errors import INGEST_ERRORS
 from streamtrack.api.openapi import BatchOperation, TrackOperation
 from streamtrack.api.services import Services
@@ -72,8 +73,9 @@ async def _read_json_body(request: Request, max_bytes: int) -> bytes:
 def _context(request: Request) -> RequestContext:
     return RequestContext(
         received_at=now_ms(),
-        ip=request.client.host if request.client else "",
+        ip=request.client.host if request.client else "",  # anonymised by the auth gate when configured
         user_agent=request.headers.get("user-agent", ""),
+        project_id=project_of(request),
     )
 
 

@@ -13,6 +13,8 @@ from streamtrack.config import Settings
 from streamtrack.kafka import EventProducer, ensure_topics
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore, open_store
+from streamtrack.store.keys import migrate_keys
+from streamtrack.store.privacy import apply_retention
 
 
 @dataclasses.dataclass
@@ -29,6 +31,8 @@ class Services:
         if store is None:
             store = open_store(settings)
         store.migrate()
+        migrate_keys(store)
+        apply_retention(store, settings.retention_days)
         return cls(
             settings=settings,
             producer=EventProducer(settings),

@@ -215,6 +215,7 @@ def main() -> None:
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "STREAMTRACK_PORT": str(port),
             "STREAMTRACK_DATA_DIR": str(data / "api"), "STREAMTRACK_LOG_LEVEL": "warning",
             "STREAMTRACK_TOPIC_PARTITIONS": "6",
+            "STREAMTRACK_AUTH": "off",  # the pipeline's own speed; keys add one cached lookup per request
         }
         api = start_api(env, port, data / "api.log")
         try:

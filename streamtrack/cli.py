@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
+from streamtrack.auth.command import add_arguments as add_keys_arguments
 from streamtrack.config import Settings, load_settings, settings_table
 from streamtrack.errors import ConfigError, RetryableError
 from streamtrack.loadgen.command import add_arguments as add_loadgen_arguments
@@ -33,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", help="listen address (STREAMTRACK_HOST)")
         sub.add_argument("--port", type=int, help="listen port (STREAMTRACK_PORT)")
     dev.add_argument("--data-dir", help="embedded ClickHouse data folder (STREAMTRACK_DATA_DIR)")
+    dev.add_argument("--auth", choices=["on", "off"],
+                     help="require keys (default off in dev unless STREAMTRACK_AUTH is set); on: prints a dev project's keys")
     commands.add_parser("worker", help="consume events from Kafka into ClickHouse")
     commands.add_parser("migrate", help="create or update the ClickHouse schema, then exit")
     operator = commands.add_parser("operator", help="scale the workers on Kafka consumer lag (kopf)")
@@ -43,8 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     smoke.add_argument("--url", required=True, help="the API's base URL, e.g. https://streamtrack.example.com")
     smoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the event (default 120)")
     smoke.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
+    smoke.add_argument("--write-key", default=os.environ.get("STREAMTRACK_SMOKE_WRITE_KEY"),
+                       help="a write key of the project to track with (env STREAMTRACK_SMOKE_WRITE_KEY)")
+    smoke.add_argument("--read-key", default=os.environ.get("STREAMTRACK_SMOKE_READ_KEY"),
+                       help="a read key of the same project (env STREAMTRACK_SMOKE_READ_KEY)")
     loadgen = commands.add_parser("loadgen", help="send realistic traffic at a target rate; report rate, errors, latency")
     add_loadgen_arguments(loadgen)
+    add_keys_arguments(commands)  # keys, erase
     return parser
 
 
@@ -59,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_loadgen(args)
     try:
         overrides = {k: v for k in ("host", "port", "data_dir", "operator_namespace") if (v := getattr(args, k, None)) is not None}
+        if args.command == "dev" and (args.auth is not None or "STREAMTRACK_AUTH" not in os.environ):
+            overrides["auth"] = args.auth == "on"  # dev: keys only when asked
         settings = load_settings(**overrides)
     except ConfigError as exc:
         print(f"streamtrack: {exc}", file=sys.stderr)
@@ -67,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in TRACED:
         configure_tracing(f"streamtrack-{args.command}", settings.traces_exporter)
     try:
+        if args.command in ("keys", "erase"):
+            from streamtrack.auth.command import run as run_keys
+
+            return run_keys(args, settings)
         return COMMANDS[args.command](settings)
     except ConfigError as exc:
         print(f"streamtrack: {exc}", file=sys.stderr)
@@ -123,7 +138,13 @@ def _worker(settings: Settings) -> int:
 def _migrate(settings: Settings) -> int:
     from streamtrack.store import open_store
 
-    open_store(settings).migrate()
+    from streamtrack.store.keys import migrate_keys
+    from streamtrack.store.privacy import apply_retention
+
+    store = open_store(settings)
+    store.migrate()
+    migrate_keys(store)
+    apply_retention(store, settings.retention_days)
     log.info("schema is up to date", database=settings.clickhouse_database)
     return 0
 
@@ -139,7 +160,8 @@ def _smoke(args: argparse.Namespace) -> int:
     from streamtrack.smoke import SmokeFailure, parse_headers, run_smoke
 
     try:
-        run_smoke(args.url, timeout_s=args.timeout, headers=parse_headers(args.header))
+        run_smoke(args.url, timeout_s=args.timeout, headers=parse_headers(args.header),
+                  write_key=args.write_key, read_key=args.read_key)
     except SmokeFailure as exc:
         print(f"FAIL {exc}", file=sys.stderr)
         return 1

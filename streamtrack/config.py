@@ -92,6 +92,13 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError("expected on or off")
+    return value in ("on", "true", "1")
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     env: str
@@ -191,6 +198,47 @@ SETTINGS: dict[str, Setting] = {
     "operator_liveness_port": Setting(
         "STREAMTRACK_OPERATOR_LIVENESS_PORT", "8080", _int(1, 65535), "Port of the operator's (kopf's) `/healthz`."
     ),
+    # --- keys, projects and abuse (README "Security") ---
+    "auth": Setting(
+        "STREAMTRACK_AUTH", "on", _switch,
+        "`on`: every API call needs a project key (write key to ingest, read key to query). "
+        "`off`: no keys, everything is project STREAMTRACK_DEFAULT_PROJECT (`streamtrack dev` defaults to off).",
+    ),
+    "default_project": Setting(
+        "STREAMTRACK_DEFAULT_PROJECT", "default", _name, "The project of every request while auth is off."
+    ),
+    "key_cache_seconds": Setting(
+        "STREAMTRACK_KEY_CACHE_SECONDS", "5", _int(0, 3600),
+        "How long an API replica trusts a key lookup; a revoked key stops working within this time.",
+    ),
+    "rate_limit_key_per_s": Setting(
+        "STREAMTRACK_RATE_LIMIT_KEY_PER_S", "1000", _int(0, 10_000_000),
+        "Requests per second one key may make (token bucket; burst twice that); 0 turns it off. Auth on only.",
+    ),
+    "rate_limit_address_per_s": Setting(
+        "STREAMTRACK_RATE_LIMIT_ADDRESS_PER_S", "200", _int(0, 10_000_000),
+        "Requests per second one client address may make (token bucket; burst twice that); 0 turns it off. Auth on only.",
+    ),
+    "cors_origins": Setting(
+        "STREAMTRACK_CORS_ORIGINS", "*", _text,
+        "Origins browsers may send events from (ingestion endpoints only), comma-separated, or `*`; empty: none.",
+    ),
+    "bot_events_per_second": Setting(
+        "STREAMTRACK_BOT_EVENTS_PER_SECOND", "10", _int(0, 1_000_000),
+        "A user with more events than this within one second is a bot for that second; 0 turns the check off.",
+    ),
+    "bot_action": Setting(
+        "STREAMTRACK_BOT_ACTION", "flag", _choice("flag", "drop"),
+        "Bot events (bursts, known bot user agents): `flag` stores them with is_bot=1 (left out of analytics), `drop` discards them.",
+    ),
+    "anonymize_ip": Setting(
+        "STREAMTRACK_ANONYMIZE_IP", "off", _switch,
+        "`on`: the API zeroes the last IPv4 octet (the last 80 bits of IPv6) before an event leaves it.",
+    ),
+    "retention_days": Setting(
+        "STREAMTRACK_RETENTION_DAYS", "0", _int(0, 36_500),
+        "Events older than this many days are deleted by ClickHouse (a table TTL); 0 keeps them forever.",
+    ),
 }
 
 
@@ -224,6 +272,16 @@ class Settings:
     operator_namespace: str
     operator_metrics_port: int
     operator_liveness_port: int
+    auth: bool
+    default_project: str
+    key_cache_seconds: int
+    rate_limit_key_per_s: int
+    rate_limit_address_per_s: int
+    cors_origins: str
+    bot_events_per_second: int
+    bot_action: str
+    anonymize_ip: bool
+    retention_days: int
 
     @property
     def embedded(self) -> bool:

@@ -20,6 +20,7 @@ import structlog
 from streamtrack.api import Services, create_app
 from streamtrack.api.loadgen_control import loadgen_router
 from streamtrack.api.server import make_server
+from streamtrack.auth.dev_keys import dev_keys_banner
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError
 from streamtrack.kafka.local_broker import LocalBroker, port_open
@@ -50,6 +51,7 @@ def run_dev(settings: Settings) -> int:
         worker_thread.start()
         stop_requests = _trap_signals()
         _print_banner(settings)
+        print(dev_keys_banner(settings, store), flush=True)  # keys on: the dev project's keys; off: a loud warning
         asyncio.run(server.serve())  # returns on Ctrl-C/SIGTERM, or when the worker crashed
         loadgen.stop()  # no more load while draining
         print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)

@@ -31,6 +31,10 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
     ip: str = ""
     user_agent: str = ""
+    project_id: str = ""
+    """The project of the key that sent it, stamped by the API (never read from the body)."""
+    is_bot: bool = False
+    """Set by the worker's bot filter (streamtrack.auth.bots)."""
 
     @property
     def partition_key(self) -> str:

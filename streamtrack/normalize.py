@@ -63,6 +63,7 @@ class RequestContext:
     received_at: int
     ip: str = ""
     user_agent: str = ""
+    project_id: str = ""
 
 
 def decode_json(body: bytes) -> Any:
@@ -186,6 +187,7 @@ def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
         tags=tags,
         properties=properties,
         ip=context.ip,
+        project_id=context.project_id,
         user_agent=context.user_agent[: limits.max_url_chars],
         **values,
     )

@@ -34,6 +34,8 @@ def run_smoke(
     timeout_s: float = 60.0,
     headers: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
+    write_key: str | None = None,
+    read_key: str | None = None,
 ) -> SmokeResult:
     """Track one event and wait until /activities returns it; raise SmokeFailure otherwise."""
     suffix = uuid.uuid4().hex[:12]
@@ -44,9 +46,11 @@ def run_smoke(
         _wait_ready(client, deadline, say)
         sent = time.monotonic()
         event = {"event_type": "smoke_test", "event_id": event_id, "user_id": user_id, "properties": {"source": "streamtrack smoke"}}
-        _expect(client, "POST", "/track", 202, say, json=event)
+        write = {"Authorization": f"Bearer {write_key}"} if write_key else {}
+        read = {"Authorization": f"Bearer {read_key}"} if read_key else {}
+        _expect(client, "POST", "/track", 202, say, json=event, headers=write)
         while True:
-            response = _request(client, "GET", "/activities", params={"user_id": user_id, "limit": 10})
+            response = _request(client, "GET", "/activities", params={"user_id": user_id, "limit": 10}, headers=read)
             if response.status_code == 200 and any(row.get("event_id") == event_id for row in response.json()["data"]):
                 took = time.monotonic() - sent
                 say(f"ok   GET /activities finds {event_id} after {took:.1f} s")

@@ -26,6 +26,7 @@ import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from opentelemetry.trace import SpanKind
 
+from streamtrack.auth.bots import BotFilter, screen
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
@@ -80,6 +81,7 @@ class Worker:
         """Ends the current `collect`: set by stop(), and when the consumer is found stalled."""
         self._consumer = self._new_consumer()
         self._dead_letters = DeadLetters(settings)
+        self._bots = BotFilter(settings.bot_events_per_second)
 
     def _new_consumer(self) -> Consumer:
         settings = self.settings
@@ -162,9 +164,13 @@ class Worker:
                         "messaging.operation.type": "process", "messaging.batch.message_count": len(batch),
                         "messaging.consumer.group.name": self.settings.consumer_group},
         ):
+            bots = 0
+
             def attempt() -> tuple[int, list[Event], list[Rejected]]:
+                nonlocal bots
                 # Decoded at each attempt: a rebalance during a retry may have trimmed the batch.
                 events, rejected = decode_records(batch.messages)
+                events, bots = screen(self._bots, events, self.settings.bot_action)
                 return self._store(batch, events, rejected), events, rejected
 
             outcome = self._with_retries(attempt)
@@ -172,6 +178,8 @@ class Worker:
                 return  # stopping before the batch was stored: it is replayed by whoever reads next
             inserted, events, rejected = outcome
             self._commit(batch)
+        if bots:
+            metrics.BOT_EVENTS.labels("dropped" if self.settings.bot_action == "drop" else "flagged").inc(bots)
         metrics.BATCHES.inc()
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.INSERTED_ROWS.inc(inserted)

@@ -27,6 +27,8 @@ def _arrow_type(name: str, clickhouse_type: str) -> pa.DataType:
         return _TIME
     if clickhouse_type == "Array(String)":
         return pa.list_(pa.string())
+    if clickhouse_type == "UInt8":
+        return pa.uint8()
     if name == "properties":
         return pa.binary()  # msgspec's JSON bytes, no decode to str just to re-encode
     return pa.string()
@@ -57,6 +59,8 @@ def events_to_arrow(events: Sequence[Event]) -> pa.Table:
         [encode(e.properties) for e in events],
         [e.ip for e in events],
         [e.user_agent for e in events],
+        [e.project_id for e in events],
+        [int(e.is_bot) for e in events],
     ]
     arrays = [pa.array(values, type=field.type) for values, field in zip(columns, ARROW_SCHEMA, strict=True)]
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
@@ -82,6 +86,8 @@ def rows_to_events(rows: Iterable[Sequence[Any]]) -> list[Event]:
             properties=decode(properties),
             ip=ip,
             user_agent=user_agent,
+            project_id=project_id,
+            is_bot=bool(is_bot),
         )
         for (
             event_id,
@@ -99,5 +105,7 @@ def rows_to_events(rows: Iterable[Sequence[Any]]) -> list[Event]:
             properties,
             ip,
             user_agent,
+            project_id,
+            is_bot,
         ) in rows
     ]

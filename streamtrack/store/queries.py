@@ -48,6 +48,7 @@ EVENT_COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 
 # One fragment per optional filter, keyed by the parameter it uses.
 FILTERS: dict[str, str] = {
+    "project_id": "project_id = {project_id:String}",
     "user_id": "user_id = {user_id:String}",
     "event_type": "event_type = {event_type:String}",
     "session_id": "session_id = {session_id:String}",
@@ -84,10 +85,12 @@ class ActivityFilter(NamedTuple):
     session_id: str | None = None
     start_ms: int | None = None
     end_ms: int | None = None
+    project_id: str | None = None
+    """The caller's project (the API always sets it; None only for internal reads)."""
 
     def where(self, params: dict[str, Any]) -> list[str]:
         """The WHERE fragments for the filters present, their values added to `params`."""
-        for name in ("user_id", "event_type", "session_id"):
+        for name in ("project_id", "user_id", "event_type", "session_id"):
             value = getattr(self, name)
             if value is not None:
                 params[name] = _check_text(name, value)

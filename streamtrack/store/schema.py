@@ -40,11 +40,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("properties", "String"),  # the JSON object text: exact round trip, no schema inference
     ("ip", "String"),
     ("user_agent", "String"),
+    # Issue 6: the project of the key that sent the event (rows from before projects belong to
+    # 'default', the project of a deployment without auth); the bot filter's verdict.
+    ("project_id", "LowCardinality(String) DEFAULT 'default'"),
+    ("is_bot", "UInt8"),
 )
 
 # Names of columns added after the first release. CREATE TABLE already has them (it uses
 # COLUMNS); for tables created earlier, migrate() adds them with ADD COLUMN IF NOT EXISTS.
-ADDED_COLUMNS: tuple[str, ...] = ()
+ADDED_COLUMNS: tuple[str, ...] = ("project_id", "is_bot")
 
 BLOOM_FILTER_COLUMNS = ("user_id", "session_id", "event_id")
 

@@ -89,6 +89,7 @@ class EventStore:
         end_ms: int | None = None,
         after: tuple[int, str] | None = None,
         limit: int,
+        project_id: str | None = None,
     ) -> list[Event]:
         """Events newest first, each once; `start_ms` inclusive, `end_ms` exclusive.
 
@@ -101,7 +102,7 @@ class EventStore:
         so the events whose earliest copy is at or above it form an exact page. Only when
         copies crowd the page below `limit` does the exact single query run.
         """
-        filters = queries.ActivityFilter(user_id, event_type, session_id, start_ms, end_ms)
+        filters = queries.ActivityFilter(user_id, event_type, session_id, start_ms, end_ms, project_id)
         wanted = min(limit * 2 + 16, queries.MAX_LIMIT)
         candidates = self._query_rows(queries.activity_candidates(self.database, filters, after=after, limit=wanted))
         if not candidates:

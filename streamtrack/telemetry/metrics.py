@@ -58,6 +58,17 @@ DUPLICATES = Counter(
 )
 DEAD_LETTERS = Counter("streamtrack_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"])
 STORE_RETRIES = Counter("streamtrack_worker_retries", "Failed attempts to store a batch (each retried with backoff).")
+
+# --- keys, rate limits, bots (streamtrack.api.auth, streamtrack.auth.bots) ---
+AUTH_FAILURES = Counter(
+    "streamtrack_auth_failures", "Requests refused by the key check, by reason: missing_key, invalid_key, wrong_key_kind.",
+    ["reason"],
+)
+RATE_LIMITED = Counter("streamtrack_rate_limited", "Requests answered 429, by bucket: key or address.", ["scope"])
+BOT_EVENTS = Counter(
+    "streamtrack_worker_bot_events", "Events the bot filter caught, by what it did with them: flagged or dropped.",
+    ["action"],
+)
 CONSUMPTION_PAUSED = Gauge(
     "streamtrack_worker_paused", "1 while the worker has paused consumption because ClickHouse is unavailable."
 )

@@ -29,11 +29,13 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
         )
         assert sorted(tables) == [
             ("aliases", "ReplacingMergeTree"),
+            ("api_keys", "ReplacingMergeTree"),
             ("event_copies", "ReplacingMergeTree"),
             ("event_ids", "MergeTree"),
             ("event_ids_mv", "MaterializedView"),
             ("events", "ReplacingMergeTree"),
             ("identities", "ReplacingMergeTree"),
+            ("projects", "ReplacingMergeTree"),
         ]
         assert store.stats().rows == 0
     finally:

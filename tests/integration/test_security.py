@@ -1,0 +1,299 @@
+"""Keys, project isolation, injection, rate limits, the bot filter, CORS and erasure, on the real pipeline.
+
+One pipeline with auth on (the real broker, the worker, this module's ClickHouse database) and
+two projects, A and B, whose events share a user id. Every route the app serves is found from
+the app itself, so an endpoint added later is checked too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from streamtrack.api import Services, create_app
+from streamtrack.api.auth import Access, access_of
+from streamtrack.api.server import BackgroundServer
+from streamtrack.auth.keys import KeyKind, new_key
+from streamtrack.config import load_settings
+from streamtrack.kafka import EventProducer
+from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.normalize import Limits
+from streamtrack.store import EventStore
+from streamtrack.store.keys import add_key, create_project, migrate_keys, revoke_keys
+from streamtrack.telemetry import metrics
+from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
+
+SHARED_USER = "shared-user"
+INJECTIONS = [
+    "' OR 1=1 --",
+    "x' OR project_id != '",
+    "'); DROP TABLE events; --",
+    "\\' OR 1=1 #",
+    "{project_id:String}",
+    "%' UNION SELECT * FROM system.tables --",
+]
+
+
+@dataclasses.dataclass
+class Project:
+    project_id: str
+    write: str
+    read: str
+
+
+@dataclasses.dataclass
+class Secure:
+    pipeline: Pipeline
+    a: Project
+    b: Project
+
+    def client(self, key: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.pipeline.client(headers=headers, **kwargs)
+
+
+def make_project(store: EventStore, name: str) -> Project:
+    project_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    create_project(store, project_id, name)
+    write, read = new_key(KeyKind.WRITE), new_key(KeyKind.READ)
+    add_key(store, project_id, write)
+    add_key(store, project_id, read)
+    return Project(project_id, write.secret, read.secret)
+
+
+def stored(store: EventStore, where: str = "1", **params: str) -> list[tuple]:
+    sql = f"SELECT project_id, user_id, event_type, is_bot FROM `{store.database}`.events WHERE {where} ORDER BY event_id"
+    return store.backend.query(sql, params)
+
+
+def seed(secure: Secure, project: Project, marker: str) -> None:
+    """Events of every kind the read endpoints look at, for SHARED_USER and a user of the project's own."""
+    now = int(time.time() * 1000)
+    events = []
+    for user in (SHARED_USER, f"{marker}-only"):
+        for step, (kind, offset) in enumerate(
+            [("page_view", 0), ("add_to_cart", 60_000), ("checkout_started", 120_000), ("purchase", 180_000)]
+        ):
+            events.append({
+                "event_id": f"{marker}-{user}-{step}", "event_type": kind, "user_id": user, "session_id": f"{marker}-s",
+                "url": f"https://{marker}.test/page", "referrer": f"https://{marker}.ref/", "channel": marker,
+                "campaign_id": marker, "timestamp": now - 3_600_000 + offset, "properties": {"plan": marker},
+                "project_id": "someone-else",  # must be ignored: the project comes from the key
+            })
+    with secure.client(project.write) as client:
+        response = client.post("/batch", json=events)
+        assert response.status_code == 202 and response.json()["accepted"] == len(events), response.text
+
+
+@pytest.fixture(scope="module")
+def secure(broker: LocalBroker, store: EventStore, engine_path: Path) -> Iterator[Secure]:
+    env = pipeline_env(
+        broker, store.database, engine_path.parent,
+        STREAMTRACK_AUTH="on", STREAMTRACK_KEY_CACHE_SECONDS="1", STREAMTRACK_BOT_EVENTS_PER_SECOND="10",
+        STREAMTRACK_RATE_LIMIT_ADDRESS_PER_S="0", STREAMTRACK_RATE_LIMIT_KEY_PER_S="0",
+        STREAMTRACK_CORS_ORIGINS="https://shop.example",
+    )
+    settings = load_settings(env=env)
+    running, stop = start_pipeline(settings, store)
+    migrate_keys(store)
+    secure = Secure(running, make_project(store, "a"), make_project(store, "b"))
+    seed(secure, secure.a, "a")
+    seed(secure, secure.b, "b")
+    running.wait_for(lambda: len(stored(store)) == 16, what="both projects' events stored")
+    yield secure
+    stop()
+
+
+def routes(secure: Secure) -> list[tuple[str, str, Access]]:
+    """(method, concrete path, access) of every route the app serves, path parameters filled in."""
+    app = secure.pipeline.services and create_app(secure.pipeline.services)
+    found = []
+    for route in app.routes:
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        for method in sorted(getattr(route, "methods", set()) - {"OPTIONS", "HEAD"}):
+            found.append((method, path, access_of(path)))
+    return found
+
+
+def test_every_endpoint_refuses_missing_wrong_revoked_and_wrong_kind_keys(secure: Secure) -> None:
+    store = secure.pipeline.store
+    revoked = make_project(store, "revoked")
+    with secure.client() as client:
+        assert client.get("/activities", headers={"Authorization": f"Bearer {revoked.read}"}).status_code == 200
+    revoke_keys(store, revoked.read[:12])
+    revoke_keys(store, revoked.write[:12])
+    with secure.client() as client:
+        secure.pipeline.wait_for(  # each replica trusts a lookup for STREAMTRACK_KEY_CACHE_SECONDS (1 s here)
+            lambda: client.get("/activities", headers={"Authorization": f"Bearer {revoked.read}"}).status_code == 401,
+            what="the revoked key refused",
+        )
+    checked = 0
+    with secure.client() as client:
+        for method, path, access in routes(secure):
+            if access is Access.PUBLIC:
+                continue
+            right, wrong_kind = (secure.a.write, secure.a.read) if access is Access.WRITE else (secure.a.read, secure.a.write)
+            revoked_key = revoked.write if access is Access.WRITE else revoked.read
+            cases = {
+                "missing": ({}, 401, "missing_key"),
+                "wrong": ({"Authorization": "Bearer str_" + "x" * 43}, 401, "invalid_key"),
+                "revoked": ({"X-StreamTrack-Key": revoked_key}, 401, "invalid_key"),
+                "wrong kind": ({"Authorization": f"Bearer {wrong_kind}"}, 403, "wrong_key_kind"),
+            }
+            for case, (headers, status, code) in cases.items():
+                response = client.request(method, path, headers=headers, json={"event_type": "x", "user_id": "u"})
+                assert response.status_code == status, (method, path, case, response.text)
+                assert response.json()["code"] == code
+                if status == 401:
+                    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert right  # the right key is exercised by the other tests of each endpoint
+            checked += 1
+    assert checked >= 15  # /track, /batch, /v1/*, /activities, /analytics/*, /pipeline/status, profiles, erasure
+
+
+def test_keys_are_accepted_the_ways_clients_send_them(secure: Secure) -> None:
+    with secure.client() as client:
+        for headers in ({"Authorization": f"Bearer {secure.a.read}"}, {"X-StreamTrack-Key": secure.a.read}):
+            assert client.get("/activities", headers=headers).status_code == 200
+        basic = client.get("/activities", auth=(secure.a.read, ""))
+        assert basic.status_code == 200
+        # navigator.sendBeacon: text/plain JSON, the key in the query string (ingestion only)
+        beacon = client.post(f"/track?key={secure.a.write}", content=b'{"event_type":"beacon","user_id":"b1"}',
+                             headers={"Content-Type": "text/plain;charset=UTF-8"})
+        assert beacon.status_code == 202, beacon.text
+        assert client.get(f"/activities?key={secure.a.read}").status_code == 401  # not for reads
+    secure.pipeline.wait_for(lambda: stored(secure.pipeline.store, "user_id = 'b1'") != [], what="the beacon event")
+    assert stored(secure.pipeline.store, "user_id = 'b1'") == [(secure.a.project_id, "b1", "beacon", 0)]
+
+
+def test_the_project_comes_from_the_key_never_the_body(secure: Secure) -> None:
+    rows = stored(secure.pipeline.store, "user_id = {u:String}", u=SHARED_USER)
+    assert sorted({r[0] for r in rows}) == sorted([secure.a.project_id, secure.b.project_id])
+    assert all(r[0] != "someone-else" for r in stored(secure.pipeline.store))
+
+
+def activity_users(client: httpx.Client, **params: str) -> list[tuple[str, str]]:
+    response = client.get("/activities", params={"limit": "1000", **params})
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        return []
+    return [(row["event_id"], row["user_id"]) for row in response.json()["data"]]
+
+
+def test_a_read_key_of_project_a_never_sees_a_row_of_project_b_in_activities(secure: Secure) -> None:
+    with secure.client(secure.a.read) as client:
+        everything = activity_users(client)
+        assert everything and not any(event_id.startswith("b-") for event_id, _ in everything)
+        tried = [
+            {"user_id": SHARED_USER}, {"user_id": "b-only"}, {"event_type": "purchase"}, {"session_id": "b-s"},
+            {"from": "0"}, {"to": "4102444800"}, {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"},
+            {"project_id": secure.b.project_id}, {"project": secure.b.project_id},
+        ]
+        for params in tried:
+            rows = activity_users(client, **params)
+            assert not any(event_id.startswith("b-") for event_id, _ in rows), params
+        assert activity_users(client, user_id="b-only") == []
+        assert {e for e, _ in activity_users(client, user_id=SHARED_USER)} == {f"a-{SHARED_USER}-{i}" for i in range(4)}
+        for value in INJECTIONS:
+            for name in ("user_id", "event_type", "session_id", "from", "to", "cursor"):
+                rows = activity_users(client, **{name: value})
+                assert not any(event_id.startswith("b-") for event_id, _ in rows), (name, value)
+    assert len(stored(secure.pipeline.store)) >= 16  # the table is still there and whole
+
+
+def test_cors_on_ingestion_only(secure: Secure) -> None:
+    with secure.client() as client:
+        preflight = client.options("/track", headers={"Origin": "https://shop.example",
+                                                      "Access-Control-Request-Method": "POST"})
+        assert preflight.status_code == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert "X-StreamTrack-Key" in preflight.headers["Access-Control-Allow-Headers"]
+        refused = client.options("/track", headers={"Origin": "https://evil.example"})
+        assert refused.status_code == 403 and refused.json()["code"] == "origin_not_allowed"
+        posted = client.post("/track", headers={"Origin": "https://shop.example", "X-StreamTrack-Key": secure.a.write},
+                             json={"event_type": "cors", "user_id": "c1"})
+        assert posted.status_code == 202 and posted.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        read = client.get("/activities", headers={"Origin": "https://shop.example", "X-StreamTrack-Key": secure.a.read})
+        assert read.status_code == 200 and "Access-Control-Allow-Origin" not in read.headers
+
+
+def test_bot_filter_flags_a_burst_and_known_agents_and_lets_normal_traffic_through(secure: Secure) -> None:
+    now = int(time.time() * 1000)
+    burst = [{"event_type": "click", "user_id": "burst", "event_id": f"burst-{i}", "timestamp": now - 5000 + i * 20}
+             for i in range(15)]
+    person = [{"event_type": "click", "user_id": "person", "event_id": f"person-{i}", "timestamp": now - 5000 + i * 400}
+              for i in range(8)]
+    with secure.client(secure.a.write) as client:
+        assert client.post("/batch", json=burst + person).status_code == 202
+        crawler = client.post("/track", json={"event_type": "page_view", "user_id": "crawler"},
+                              headers={"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+        assert crawler.status_code == 202
+    store = secure.pipeline.store
+    where = "user_id IN ('burst', 'person', 'crawler')"
+    secure.pipeline.wait_for(lambda: len(stored(store, where)) == 24, what="the bot test's events")
+    verdicts = {(user, bot) for _, user, _, bot in stored(store, where)}
+    assert verdicts == {("burst", 1), ("person", 0), ("crawler", 1)}
+    assert metrics.BOT_EVENTS.labels("flagged")._value.get() >= 16
+
+
+def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secure) -> None:
+    store = secure.pipeline.store
+    before_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
+    before_b = stored(store, "project_id = {p:String}", p=secure.b.project_id)
+    with secure.client(secure.a.read) as client:
+        response = client.delete(f"/users/{SHARED_USER}/events")
+        assert response.status_code == 200, response.text
+        assert response.json() == {"project_id": secure.a.project_id, "user_id": SHARED_USER, "deleted_rows": 4}
+        again = client.delete(f"/users/{SHARED_USER}/events")
+        assert again.json()["deleted_rows"] == 0
+        for value in INJECTIONS:
+            response = client.delete(f"/users/{quote(value, safe='')}/events")
+            assert response.status_code == 200 and response.json()["deleted_rows"] == 0, (value, response.text)
+    after_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
+    assert after_a == [row for row in before_a if row[1] != SHARED_USER]
+    assert stored(store, "project_id = {p:String}", p=secure.b.project_id) == before_b  # B's same user untouched
+
+
+def test_rate_limits_answer_429_with_retry_after_and_recover(secure: Secure) -> None:
+    settings = secure.pipeline.settings.replace(rate_limit_key_per_s=2, rate_limit_address_per_s=0)
+    services = Services(settings, EventProducer(settings), secure.pipeline.store, Limits())
+    server = BackgroundServer(create_app(services)).start()
+    limited_before = metrics.RATE_LIMITED.labels("key")._value.get()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10, headers={"X-StreamTrack-Key": secure.a.read}) as client:
+            statuses = [client.get("/activities", params={"limit": "1"}).status_code for _ in range(8)]
+            assert statuses[:4] == [200] * 4  # the burst: twice the rate
+            assert 429 in statuses[4:]
+            refused = client.get("/activities")
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "rate_limited" and refused.headers["Retry-After"] == "1"
+            time.sleep(int(refused.headers["Retry-After"]))  # what a client does; then it is served again
+            assert client.get("/activities", params={"limit": "1"}).status_code == 200
+            other = client.get("/activities", headers={"X-StreamTrack-Key": secure.b.read})
+            assert other.status_code == 200  # buckets are per key
+    finally:
+        server.stop()
+        services.close()
+    assert metrics.RATE_LIMITED.labels("key")._value.get() > limited_before
+
+
+def test_per_address_limit(secure: Secure) -> None:
+    settings = secure.pipeline.settings.replace(rate_limit_key_per_s=0, rate_limit_address_per_s=1)
+    services = Services(settings, EventProducer(settings), secure.pipeline.store, Limits())
+    server = BackgroundServer(create_app(services)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            statuses = [client.get("/activities", headers={"X-StreamTrack-Key": "bad"}).status_code for _ in range(4)]
+            assert statuses[:2] == [401, 401] and statuses[2:] == [429, 429]  # bad keys count too
+            assert client.get("/healthz").status_code == 200  # public paths are not limited
+    finally:
+        server.stop()
+        services.close()
