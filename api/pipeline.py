@@ -19,10 +19,11 @@ import time
 
 import msgspec
 from confluent_kafka.admin import AdminClient
-from litestar import get
+from litestar import Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from streamtrack.api.auth import project_of
 from streamtrack.api.services import Services
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
@@ -57,21 +58,24 @@ class StatusReader:
         self.store = store
         self._admin: AdminClient | None = None
         self._lock = threading.Lock()
-        self._cached: tuple[float, PipelineStatus] | None = None
+        self._cached: dict[str | None, tuple[float, PipelineStatus]] = {}
+        """Per project: the ingest rate counts the caller's project's events only (Kafka's figures are the pipeline's)."""
 
-    async def read(self) -> PipelineStatus:
-        cached = self._cached
+    async def read(self, project_id: str | None = None) -> PipelineStatus:
+        cached = self._cached.get(project_id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
         (lag, letters, broker_error), (rate, store_error) = await asyncio.gather(
-            asyncio.to_thread(self._read_kafka), asyncio.to_thread(self._read_store)
+            asyncio.to_thread(self._read_kafka), asyncio.to_thread(self._read_store, project_id)
         )
         errors = {name: error for name, error in (("broker", broker_error), ("store", store_error)) if error}
         status = PipelineStatus(
             ingest_rate_per_s=rate, consumer_lag=lag, dead_letters=letters,
             broker_ok=broker_error is None, store_ok=store_error is None, errors=errors,
         )
-        self._cached = (time.monotonic(), status)
+        if len(self._cached) > 1000:  # bounded: projects are few, but never trust that
+            self._cached.clear()
+        self._cached[project_id] = (time.monotonic(), status)
         return status
 
     def _read_kafka(self) -> tuple[int | None, int | None, str | None]:
@@ -92,17 +96,17 @@ class StatusReader:
         except RetryableError as exc:
             return None, None, exc.message
 
-    def _read_store(self) -> tuple[float | None, str | None]:
+    def _read_store(self, project_id: str | None = None) -> tuple[float | None, str | None]:
         try:
-            return round(ingest_rate(self.store, WINDOW_S), 2), None
+            return round(ingest_rate(self.store, WINDOW_S, project_id), 2), None
         except RetryableError as exc:
             return None, exc.message
 
 
 @get("/pipeline/status", tags=["dashboard"], summary="Ingest rate, consumer lag, dead letters, health")
-async def pipeline_status(services: NamedDependency[Services], state: State) -> PipelineStatus:
+async def pipeline_status(request: Request, services: NamedDependency[Services], state: State) -> PipelineStatus:
     """Always 200: a source that fails is reported as not ok, with its reason in `errors`."""
     reader = state.get("pipeline_status_reader")
     if reader is None:
         reader = state["pipeline_status_reader"] = StatusReader(services.settings, services.store)
-    return await reader.read()
+    return await reader.read(project_of(request))

@@ -297,3 +297,18 @@ def test_per_address_limit(secure: Secure) -> None:
     finally:
         server.stop()
         services.close()
+
+
+def test_pipeline_status_counts_only_the_callers_project(secure: Secure) -> None:
+    fresh = make_project(secure.pipeline.store, "status")
+    with secure.client(fresh.write) as client:
+        events = [{"event_type": "page_view", "user_id": f"s{i}"} for i in range(3)]
+        assert client.post("/batch", json=events).status_code == 202
+    secure.pipeline.wait_for(
+        lambda: len(stored(secure.pipeline.store, "project_id = {p:String}", p=fresh.project_id)) == 3,
+        what="the status project's events",
+    )
+    with secure.client(fresh.read) as client:
+        status = client.get("/pipeline/status").json()
+    # at most its own 3 events in the minute; the pipeline as a whole received over 40 by now
+    assert status["store_ok"] is True and status["ingest_rate_per_s"] <= 3 / 60
