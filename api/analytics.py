@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
 from streamtrack.api import analytics_params as p
+from streamtrack.api.auth import project_of
 from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
+from streamtrack.store.scoped import project_store
 from streamtrack.store.analytics_reader import (
     ActiveUsers,
     Analytics,
@@ -57,8 +59,9 @@ def _ok(model: type, example: dict[str, Any], description: str) -> dict[int, Res
     return {200: spec, **QUERY_ERRORS}
 
 
-def _reader(services: Services) -> Analytics:
-    return Analytics(services.store)
+def _reader(services: Services, request: Request) -> Analytics:
+    """Every analytics answer is read through the caller's project (see `streamtrack.store.scoped`)."""
+    return Analytics(project_store(services.store, project_of(request)))
 
 
 @get(
@@ -79,9 +82,9 @@ def _reader(services: Services) -> Analytics:
         "All-time totals; users and sessions are uniqCombined estimates.",
     ),
 )
-def overview(services: NamedDependency[Services]) -> Overview:
+def overview(request: Request, services: NamedDependency[Services]) -> Overview:
     """Total events, unique users and sessions, first and last event time, events in the last 5 minutes."""
-    return _reader(services).overview(now_ms=now_ms())
+    return _reader(services, request).overview(now_ms=now_ms())
 
 
 @get(
@@ -116,7 +119,7 @@ def overview(services: NamedDependency[Services]) -> Overview:
     ),
 )
 def timeseries(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
     interval: Annotated[
@@ -150,7 +153,7 @@ def timeseries(
     filters = p.filters(
         start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_
     )
-    return _reader(services).timeseries(filters, interval=chosen, group_by=dimension, top=top)
+    return _reader(services, request).timeseries(filters, interval=chosen, group_by=dimension, top=top)
 
 
 @get(
@@ -171,7 +174,7 @@ def timeseries(
     ),
 )
 def breakdown(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     dimension: Annotated[str | None, QueryParameter(description=f"Required: {DIMENSION_DOC}")] = None,
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
@@ -188,7 +191,7 @@ def breakdown(
     filters = p.filters(
         start, end, event_type=event_type, user_id=user_id, url=url, channel=channel, property_=property_
     )
-    return _reader(services).breakdown(filters, by=by, limit=limit)
+    return _reader(services, request).breakdown(filters, by=by, limit=limit)
 
 
 @get(
@@ -208,14 +211,14 @@ def breakdown(
     ),
 )
 def top_pages(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=p.MAX_LIMIT, description="Most pages.")] = 10,
 ) -> TopPages:
     """The top pages by views (page_view events), with unique visitors."""
     start, end = p.time_range(from_, to, now_ms=now_ms())
-    return _reader(services).top_pages(p.filters(start, end), limit=limit)
+    return _reader(services, request).top_pages(p.filters(start, end), limit=limit)
 
 
 @get(
@@ -237,7 +240,7 @@ def top_pages(
     ),
 )
 def active_users(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     window_minutes: Annotated[
         int, QueryParameter(ge=1, le=p.MAX_WINDOW_MINUTES, description="'Now' means the last N minutes.")
     ] = 5,
@@ -247,7 +250,7 @@ def active_users(
 ) -> ActiveUsers:
     """Users active in the last `window_minutes`, and daily/weekly/monthly active users for a date."""
     now = now_ms()
-    return _reader(services).active_users(
+    return _reader(services, request).active_users(
         now_ms=now, window_minutes=window_minutes, day_ms=p.day(date, now_ms=now)
     )
 
@@ -270,13 +273,13 @@ def active_users(
     ),
 )
 def sessions(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     from_: Annotated[str | None, FROM] = None,
     to: Annotated[str | None, TO] = None,
 ) -> Sessions:
     """Sessions, sessions per user, median length (first to last event), bounce rate (one-event sessions), page views per session."""
     start, end = p.time_range(from_, to, now_ms=now_ms())
-    return _reader(services).sessions(p.filters(start, end))
+    return _reader(services, request).sessions(p.filters(start, end))
 
 
 @get(
@@ -313,7 +316,7 @@ def sessions(
     ),
 )
 def funnel(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     steps: Annotated[
         list[str] | None, QueryParameter(description="2 to 10 event types, in order: steps=a&steps=b…")
     ] = None,
@@ -329,7 +332,7 @@ def funnel(
     """How many users went through each step, and the conversion rates."""
     checked = p.funnel_steps(steps)
     start, end = p.time_range(from_, to, now_ms=now_ms())
-    return _reader(services).funnel(p.filters(start, end), steps=checked, window_seconds=window_seconds)
+    return _reader(services, request).funnel(p.filters(start, end), steps=checked, window_seconds=window_seconds)
 
 
 @get(
@@ -355,7 +358,7 @@ def funnel(
     ),
 )
 def retention(
-    services: NamedDependency[Services],
+    request: Request, services: NamedDependency[Services],
     period: Annotated[str, QueryParameter(description="day or week (weeks start on Monday, UTC).")] = "day",
     periods: Annotated[
         int, QueryParameter(description="Periods per cohort, the first included (day ≤ 90, week ≤ 52).")
@@ -366,7 +369,7 @@ def retention(
     """For each cohort of new users, how many came back in each later period. Default range: the last `periods` periods."""
     checked = p.period(period, periods)
     start, end = p.retention_range(from_, to, period_name=checked, periods=periods, now_ms=now_ms())
-    return _reader(services).retention(p.filters(start, end), period=checked, periods=periods)
+    return _reader(services, request).retention(p.filters(start, end), period=checked, periods=periods)
 
 
 ANALYTICS_HANDLERS = [overview, timeseries, breakdown, top_pages, active_users, sessions, funnel, retention]

@@ -13,6 +13,10 @@ from typing import Any
 import msgspec
 
 
+DEFAULT_PROJECT = "default"
+"""The project of events from before projects existed, and of every request while auth is off."""
+
+
 class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     event_id: str
     event_type: str
@@ -31,7 +35,7 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
     ip: str = ""
     user_agent: str = ""
-    project_id: str = ""
+    project_id: str = DEFAULT_PROJECT
     """The project of the key that sent it, stamped by the API (never read from the body)."""
     is_bot: bool = False
     """Set by the worker's bot filter (streamtrack.auth.bots)."""

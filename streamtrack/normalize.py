@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from streamtrack.errors import InvalidEvent, MalformedBody, PayloadTooLarge
-from streamtrack.events import Event
+from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.timestamps import check_event_time, parse_time
 
 
@@ -63,7 +63,7 @@ class RequestContext:
     received_at: int
     ip: str = ""
     user_agent: str = ""
-    project_id: str = ""
+    project_id: str = DEFAULT_PROJECT
 
 
 def decode_json(body: bytes) -> Any:

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from streamtrack.store.queries import Query
 from streamtrack.store.schema import EVENTS_TABLE, quote_identifier
+from streamtrack.store.scoped import PROJECT_ROWS
 
 MAX_DUPLICATES = 10_000
 """Most candidate hashes passed to the analytic query as a parameter; beyond, group every row."""
@@ -129,7 +130,8 @@ class Filter(NamedTuple):
 
 
 def _table(database: str) -> str:
-    return f"{quote_identifier(database)}.`{EVENTS_TABLE}`"
+    """The events of the caller's project, bots left out (`scoped`: the API supplies the parameter)."""
+    return f"(SELECT * FROM {quote_identifier(database)}.`{EVENTS_TABLE}` WHERE {PROJECT_ROWS})"
 
 
 def _where(fragments: Sequence[str]) -> str:

@@ -22,12 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamtrack.config import load_settings
-from streamtrack.events import Event
+from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.kafka.local_broker import LocalBroker
 from streamtrack.store import EventStore
 from streamtrack.store import analytics as analytics_sql
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import Analytics
+from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import format_ms, now_ms
 from tests.fixtures.pipeline import pipeline_env, start_pipeline
 
@@ -443,7 +444,7 @@ def test_fallback_for_many_copies_gives_the_same_answers(
     store: EventStore, seeded: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past MAX_DUPLICATES, every row is grouped by event id: slower, and the same numbers."""
-    reader = Analytics(store)
+    reader = Analytics(project_store(store, DEFAULT_PROJECT))  # the API reads through the caller's project
     weeks = Filter(start_ms=at("2026-01-05T00:00:00"), end_ms=at("2026-01-19T00:00:00"))
     days = weeks._replace(end_ms=at("2026-01-08T00:00:00"))
     normal = (
