@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable
 
 from streamtrack.config import load_settings
+from streamtrack.events import DEFAULT_PROJECT
 from streamtrack.store import EventStore, copies, open_store
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, Analytics
-from streamtrack.store.schema import COPIES_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE
+from streamtrack.store.schema import COPIES_TABLE, DAILY_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE
+from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
 
 TYPES = "['page_view','page_view','page_view','click','scroll','add_to_cart','signup','checkout_started','purchase']"
@@ -89,7 +91,7 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
-    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE):
+    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE):
         store.backend.command(f"TRUNCATE TABLE `{store.database}`.`{table}`")
     store.backend.command(
         FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, count=size)
@@ -102,7 +104,7 @@ def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
 
 def measure(store: EventStore, sizes: list[int], runs: int, days: int) -> dict[str, dict[int, str]]:
     """p50 / p95 text per case and size. Each size is a fresh table over the same span: density grows."""
-    reader = Analytics(store)
+    reader = Analytics(project_store(store, DEFAULT_PROJECT))  # as the API reads: one project, no bots
     results: dict[str, dict[int, str]] = {}
     for size in sizes:
         now = now_ms()

@@ -15,15 +15,18 @@ from typing import Any
 
 import msgspec
 
-from streamtrack.store import analytics, copies
+from streamtrack.store import analytics, copies, rollups
 from streamtrack.store.analytics import Filter
 from streamtrack.store.queries import Query
 from streamtrack.store.store import EventStore
 from streamtrack.timestamps import format_ms
 
 MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+MAX_IDS = 10_000
+"""Most copied ids the rollup answers correct (passed as a parameter); beyond, the raw rows answer."""
 DAY_MS = 86_400_000
-INTERVALS = {"minute": MINUTE_MS, "hour": 60 * MINUTE_MS, "day": DAY_MS, "week": 7 * DAY_MS}
+INTERVALS = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS, "week": 7 * DAY_MS}
 WEEK_ORIGIN_MS = 4 * DAY_MS
 """1970-01-05, a Monday: weeks start on Mondays (ISO 8601), days at 00:00 UTC."""
 OTHER = "other"
@@ -154,7 +157,38 @@ class Analytics:
         return ids if len(ids) <= analytics.MAX_DUPLICATES else None
 
     def overview(self, *, now_ms: int) -> Overview:
-        query = analytics.overview(self.database, self.duplicates(Filter()), recent_ms=now_ms - 5 * MINUTE_MS)
+        """All-time totals from the daily rollup, corrected for stored copies (see `rollups`)."""
+        recent_ms = now_ms - 5 * MINUTE_MS
+        listed = copies.candidate_ids(self.database, None, None, limit=MAX_IDS + 1)
+        ids = [row[0] for row in self._rows(listed)]
+        if len(ids) > MAX_IDS:
+            return self._raw_overview(recent_ms)
+        [(events, users, sessions, first, last)] = self._rows(rollups.totals(self.database))
+        if not events:
+            return Overview(0, 0, 0, None, None, 0)
+        extra, copy_last, copy_recent = 0, None, 0
+        if ids:
+            summary = rollups.copy_summary(self.database, recent_ms=recent_ms)
+            [(extra, copy_last, copy_recent)] = self._rows(summary)
+        # The last event is in the rollup's last hour, unless only copies lie there (then look further).
+        since = min(last // HOUR_MS * HOUR_MS, recent_ms)
+        [(rows, tail_last, recent)] = self._rows(rollups.tail(self.database, ids, since_ms=since, recent_ms=recent_ms))
+        if not rows:
+            everything = rollups.tail(self.database, ids, since_ms=None, recent_ms=recent_ms)
+            [(rows, tail_last, recent)] = self._rows(everything)
+        last = max(t for t in (tail_last if rows else None, copy_last) if t is not None)
+        return Overview(
+            total_events=events - extra,
+            unique_users=users,
+            unique_sessions=sessions,
+            first_event_at=format_ms(first),
+            last_event_at=format_ms(last),
+            events_last_5m=recent + copy_recent,
+        )
+
+    def _raw_overview(self, recent_ms: int) -> Overview:
+        """The overview from the raw rows (more copies than `MAX_IDS`: slower, same answer)."""
+        query = analytics.overview(self.database, self.duplicates(Filter()), recent_ms=recent_ms)
         [(events, users, sessions, first, last, recent)] = self._rows(query)
         return Overview(
             total_events=events,
@@ -224,11 +258,7 @@ class Analytics:
         """Users in the last `window_minutes`; DAU/WAU/MAU of the UTC day starting at `day_ms`."""
         recent = Filter(start_ms=now_ms - window_minutes * MINUTE_MS, end_ms=now_ms + 1)
         [(active_now,)] = self._rows(analytics.unique_users(self.database, recent, self.duplicates(recent)))
-        month = Filter(start_ms=day_ms - 29 * DAY_MS, end_ms=day_ms + DAY_MS)
-        query = analytics.active_users(
-            self.database, month, self.duplicates(month), day_ms=day_ms, week_ms=day_ms - 6 * DAY_MS
-        )
-        [(dau, wau, mau)] = self._rows(query)
+        dau, wau, mau = self._active_users(day_ms=day_ms, week_ms=day_ms - 6 * DAY_MS)
         return ActiveUsers(
             active_now=active_now,
             window_minutes=window_minutes,
@@ -237,6 +267,24 @@ class Analytics:
             wau=wau,
             mau=mau,
         )
+
+    def _active_users(self, *, day_ms: int, week_ms: int) -> tuple[int, int, int]:
+        """DAU, WAU, MAU from the daily rollup; from the raw rows when a copy would add a user
+        to the day or the week (it lies there, its event's earliest copy before: see `rollups`)."""
+        start_ms, end_ms = day_ms - 29 * DAY_MS, day_ms + DAY_MS
+        bounds = [day_ms, week_ms]
+        query = rollups.boundary_copies(self.database, start_ms=start_ms, end_ms=end_ms, bounds=bounds)
+        if self._rows(query) == [(0,)]:
+            query = rollups.active_users(
+                self.database, start_ms=start_ms, end_ms=end_ms, day_ms=day_ms, week_ms=week_ms
+            )
+        else:
+            month = Filter(start_ms=start_ms, end_ms=end_ms)
+            query = analytics.active_users(
+                self.database, month, self.duplicates(month), day_ms=day_ms, week_ms=week_ms
+            )
+        [(dau, wau, mau)] = self._rows(query)
+        return dau, wau, mau
 
     def sessions(self, filters: Filter) -> Sessions:
         with_session = filters._replace(with_session=True)

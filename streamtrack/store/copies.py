@@ -19,9 +19,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamtrack.store.queries import Query
-from streamtrack.store.schema import COPIES_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE, quote_identifier
+from streamtrack.store.schema import (
+    COPIES_TABLE,
+    DAILY_TABLE,
+    EVENT_IDS_TABLE,
+    EVENTS_TABLE,
+    daily_select,
+    quote_identifier,
+)
 
-_SUMMARY = "event_id, min(timestamp), max(timestamp), count()"
+# Per (project, id), over the rows the analytics read (bots left out): earliest and latest
+# time, rows, their times. Ids with more than one such row are copies.
+_SUMMARY = (
+    "project_id, event_id, minIf(timestamp, is_bot = 0), maxIf(timestamp, is_bot = 0), countIf(is_bot = 0),"
+    " groupArrayIf(timestamp, is_bot = 0)"
+)
+_COPIES_ONLY = "GROUP BY project_id, event_id HAVING countIf(is_bot = 0) > 1"
+SCOPE = "project_id = {scope_project:String}"
+"""The caller's project: the parameter the API's project view of the store supplies (`scoped`)."""
 
 
 def _table(database: str, name: str) -> str:
@@ -35,33 +50,58 @@ def record(database: str, event_ids: Sequence[str]) -> Query:
             f"INSERT INTO {_table(database, COPIES_TABLE)}",
             f"SELECT {_SUMMARY} FROM {_table(database, EVENT_IDS_TABLE)}",
             "WHERE event_id IN {ids:Array(String)}",
-            "GROUP BY event_id HAVING count() > 1",
+            _COPIES_ONLY,
         ]
     )
     return Query(sql, {"ids": list(dict.fromkeys(event_ids))})
 
 
 def needs_backfill(database: str) -> Query:
-    """One row (1 or 0): `event_ids` is empty while `events` has rows (data stored before the registry)."""
+    """One row (1 or 0): `events` has rows but `event_ids` or the rollup is empty (data stored before them)."""
     sql = (
-        f"SELECT (SELECT count() FROM {_table(database, EVENT_IDS_TABLE)}) = 0"
-        f" AND (SELECT count() FROM {_table(database, EVENTS_TABLE)}) > 0"
+        f"SELECT (SELECT count() FROM {_table(database, EVENTS_TABLE)}) > 0"
+        f" AND ((SELECT count() FROM {_table(database, EVENT_IDS_TABLE)}) = 0"
+        f" OR (SELECT count() FROM {_table(database, DAILY_TABLE)}) = 0)"
     )
     return Query(sql, {})
 
 
 def backfill(database: str) -> list[str]:
-    """Fill the registry from the rows already stored: every id, then the copies among them.
+    """Rebuild the tables derived from `events` (ids, copies, daily rollup) from the rows stored.
 
-    A row inserted while this runs reaches `event_ids` twice (by the view and by this copy),
-    so its id may be listed as a copy: only an extra candidate, counts stay exact.
+    Together, from one state of `events`: the rollup's row counts are corrected by the rows
+    `event_ids` counts per copied id, so both must have counted the same rows. Run it before
+    writers start (`streamtrack migrate`): a row inserted meanwhile would be counted twice.
     """
+    events = _table(database, EVENTS_TABLE)
     ids = _table(database, EVENT_IDS_TABLE)
+    derived = (EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE)
     return [
-        f"INSERT INTO {ids} SELECT event_id, timestamp FROM {_table(database, EVENTS_TABLE)}",
-        f"INSERT INTO {_table(database, COPIES_TABLE)}\nSELECT {_SUMMARY} FROM {ids}\n"
-        "GROUP BY event_id HAVING count() > 1",
+        *(f"TRUNCATE TABLE {_table(database, table)}" for table in derived),
+        f"INSERT INTO {ids} SELECT event_id, timestamp, project_id, is_bot FROM {events}",
+        f"INSERT INTO {_table(database, COPIES_TABLE)}\nSELECT {_SUMMARY} FROM {ids}\n{_COPIES_ONLY}",
+        f"INSERT INTO {_table(database, DAILY_TABLE)}\n{daily_select(events)}",
     ]
+
+
+def _overlapping(start_ms: int | None, end_ms: int | None, params: dict[str, Any]) -> str:
+    """WHERE clause: the caller's project's registry rows whose copies' times overlap [start_ms, end_ms)."""
+    where = [SCOPE]
+    if start_ms is not None:
+        params["start_ms"] = start_ms
+        where.append("last >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')")
+    if end_ms is not None:
+        params["end_ms"] = end_ms
+        where.append("first < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')")
+    return "WHERE " + " AND ".join(where)
+
+
+def candidate_ids(database: str, start_ms: int | None, end_ms: int | None, *, limit: int) -> Query:
+    """The ids with copies whose times overlap [start_ms, end_ms) (None: unbounded), at most `limit`."""
+    params: dict[str, Any] = {"limit": limit}
+    where = _overlapping(start_ms, end_ms, params)
+    sql = f"SELECT DISTINCT event_id FROM {_table(database, COPIES_TABLE)} {where} LIMIT {{limit:UInt32}}"
+    return Query(sql, params)
 
 
 def candidate_hashes(database: str, start_ms: int | None, end_ms: int | None, *, limit: int) -> Query:
@@ -70,17 +110,10 @@ def candidate_hashes(database: str, start_ms: int | None, end_ms: int | None, *,
     An id with no copy in the range is only an extra candidate (grouped, counted once anyway).
     """
     params: dict[str, Any] = {"limit": limit}
-    where = []
-    if start_ms is not None:
-        params["start_ms"] = start_ms
-        where.append("last >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')")
-    if end_ms is not None:
-        params["end_ms"] = end_ms
-        where.append("first < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')")
     sql = "\n".join(
         [
             f"SELECT toString(cityHash64(event_id)) AS h FROM {_table(database, COPIES_TABLE)}",
-            "WHERE " + " AND ".join(where) if where else "",
+            _overlapping(start_ms, end_ms, params),
             "GROUP BY h",
             "LIMIT {limit:UInt32}",
         ]

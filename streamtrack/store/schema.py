@@ -214,17 +214,25 @@ EVENT_IDS_TABLE = "event_ids"
 EVENT_IDS_VIEW = "event_ids_mv"
 COPIES_TABLE = "event_copies"
 
-EVENT_ID_COLUMNS: tuple[tuple[str, str], ...] = (("event_id", "String"), ("timestamp", "DateTime64(3, 'UTC')"))
+EVENT_ID_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("event_id", "String"),
+    ("timestamp", "DateTime64(3, 'UTC')"),
+    ("project_id", "LowCardinality(String)"),
+    ("is_bot", "UInt8"),
+)
+# Copies among the rows the analytics read (a project's rows, bots left out).
 COPY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "LowCardinality(String)"),
     ("event_id", "String"),
     ("first", "DateTime64(3, 'UTC')"),  # the earliest copy's time
     ("last", "DateTime64(3, 'UTC')"),  # the latest copy's time
     ("rows", "UInt64"),  # rows stored when this was recorded
+    ("times", "Array(DateTime64(3, 'UTC'))"),  # the time of each of those rows
 )
 _COPY_TABLES = (
     # table, columns, engine (single node), sorting key, settings
     (EVENT_IDS_TABLE, EVENT_ID_COLUMNS, "MergeTree", "event_id", ("index_granularity = 256",)),
-    (COPIES_TABLE, COPY_COLUMNS, "ReplacingMergeTree(rows)", "event_id", ()),
+    (COPIES_TABLE, COPY_COLUMNS, "ReplacingMergeTree(rows)", "(project_id, event_id)", ()),
 )
 
 
@@ -266,6 +274,66 @@ def copies_statements(database: str, cluster: str = "") -> list[str]:
     source, target = (LOCAL_TABLE, f"{EVENT_IDS_TABLE}_local") if cluster else (EVENTS_TABLE, EVENT_IDS_TABLE)
     statements.append(
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{EVENT_IDS_VIEW}`{on_cluster} TO {db}.`{target}`\n"
-        f"AS SELECT event_id, timestamp FROM {db}.`{source}`"
+        f"AS SELECT event_id, timestamp, project_id, is_bot FROM {db}.`{source}`"
     )
     return statements
+
+
+# --- daily rollups (issue 3: all-time and 30-day answers without reading every event) --------
+#
+# One row per project and UTC day (bots left out, as the analytics do), fed by a materialized view from `events` like `event_ids` (so both
+# count the rows an insert stored, and a token-deduplicated replay feeds neither): stored
+# rows, unique users and sessions (uniqCombined states, merged at read), first and last
+# time. Daily and without dimensions because merging states is what costs: one state per
+# hour, type and channel made 24k states (136 MB) for 10M events, ~200 ms to merge; 30
+# daily ones merge in a few ms. Rows include stored copies; `rollups` says how reads
+# correct that.
+DAILY_TABLE = "events_daily"
+DAILY_VIEW = "events_daily_mv"
+
+DAILY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "LowCardinality(String)"),
+    ("day", "Date"),
+    ("events", "SimpleAggregateFunction(sum, UInt64)"),
+    ("users", "AggregateFunction(uniqCombined, String)"),
+    ("sessions", "AggregateFunction(uniqCombined, String)"),
+    ("first", "SimpleAggregateFunction(min, DateTime64(3, 'UTC'))"),
+    ("last", "SimpleAggregateFunction(max, DateTime64(3, 'UTC'))"),
+)
+_DAILY_SELECT = (
+    "SELECT project_id, toDate(timestamp) AS day, count() AS events,\n"
+    "  uniqCombinedState(if(user_id != '', user_id, anonymous_id)) AS users,\n"
+    "  uniqCombinedStateIf(session_id, session_id != '') AS sessions,\n"
+    "  min(timestamp) AS first, max(timestamp) AS last\n"
+    "FROM {source}\nWHERE is_bot = 0\nGROUP BY project_id, day"
+)
+
+
+def daily_select(source: str) -> str:
+    """The rollup rows of the events in `source` (a quoted table): the view's query and the backfill's."""
+    return _DAILY_SELECT.format(source=source)
+
+
+def rollup_statements(database: str, cluster: str = "") -> list[str]:
+    """The DDL of the daily rollup (after `schema_statements`), single node or cluster form."""
+    db = quote_identifier(database)
+    on_cluster = _on_cluster(cluster)
+    definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in DAILY_COLUMNS)
+    key = "PARTITION BY toYYYYMM(day)\nORDER BY (project_id, day)"
+    if not cluster:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.`{DAILY_TABLE}`\n(\n{definitions}\n)\n"
+            f"ENGINE = AggregatingMergeTree\n{key}\nSETTINGS non_replicated_deduplication_window = 1000",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{DAILY_VIEW}` TO {db}.`{DAILY_TABLE}`\n"
+            f"AS {daily_select(f'{db}.`{EVENTS_TABLE}`')}",
+        ]
+    local = f"{DAILY_TABLE}_local"
+    path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
+        f"ENGINE = ReplicatedAggregatingMergeTree({path})\n{key}",
+        f"CREATE TABLE IF NOT EXISTS {db}.`{DAILY_TABLE}`{on_cluster} AS {db}.`{local}`\n"
+        f"ENGINE = Distributed('{cluster}', '{database}', '{local}', rand())",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{DAILY_VIEW}`{on_cluster} TO {db}.`{local}`\n"
+        f"AS {daily_select(f'{db}.`{LOCAL_TABLE}`')}",
+    ]

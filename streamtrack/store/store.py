@@ -24,6 +24,7 @@ from streamtrack.store.schema import (
     drop_statements,
     identity_statements,
     quote_identifier,
+    rollup_statements,
     schema_statements,
 )
 
@@ -49,7 +50,7 @@ class EventStore:
         """Create or update the schema; harmless to run on every start."""
         for statement in schema_statements(self.database, self.cluster) + identity_statements(self.database, self.cluster):
             self.backend.command(statement)
-        for statement in copies_statements(self.database, self.cluster):
+        for statement in copies_statements(self.database, self.cluster) + rollup_statements(self.database, self.cluster):
             self.backend.command(statement)
         if self._query_rows(copies.needs_backfill(self.database)) == [(1,)]:
             for statement in copies.backfill(self.database):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from streamtrack.events import Event
+from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.store import EventStore
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import Analytics
+from streamtrack.store.scoped import project_store
 
 DAY = 86_400_000
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
@@ -50,7 +51,7 @@ def test_a_replay_dropped_by_its_token_is_not_a_copy(clean_store: EventStore) ->
     clean_store.insert(batch, dedup_token="batch-1")
     assert clean_store.stats().rows == 2
     assert registered(clean_store) == {}
-    assert Analytics(clean_store).duplicates(Filter()) == []
+    assert Analytics(project_store(clean_store, DEFAULT_PROJECT)).duplicates(Filter()) == []
 
 
 def test_racing_inserts_of_the_same_ids_are_recorded(clean_store: EventStore) -> None:
@@ -86,7 +87,7 @@ def test_migrate_backfills_the_registry_for_data_stored_before_it(clean_store: E
 
 
 def test_the_analytics_take_their_candidates_from_the_registry_and_stay_exact(clean_store: EventStore) -> None:
-    reader = Analytics(clean_store)
+    reader = Analytics(project_store(clean_store, DEFAULT_PROJECT))
     day = Filter(start_ms=T0 - DAY, end_ms=T0 + DAY)
     clean_store.insert([event(f"e{i}", at=T0 + i, user=f"u{i % 3}") for i in range(10)])
     assert reader.duplicates(day) == []  # no copies: the plain single-scan query

@@ -34,6 +34,8 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
             ("event_ids", "MergeTree"),
             ("event_ids_mv", "MaterializedView"),
             ("events", "ReplacingMergeTree"),
+            ("events_daily", "AggregatingMergeTree"),
+            ("events_daily_mv", "MaterializedView"),
             ("identities", "ReplacingMergeTree"),
             ("projects", "ReplacingMergeTree"),
         ]
