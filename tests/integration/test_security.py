@@ -226,6 +226,7 @@ def test_cors_on_ingestion_only(secure: Secure) -> None:
 
 
 def test_bot_filter_flags_a_burst_and_known_agents_and_lets_normal_traffic_through(secure: Secure) -> None:
+    flagged_before = metrics.BOT_EVENTS.labels("flagged")._value.get()
     now = int(time.time() * 1000)
     burst = [{"event_type": "click", "user_id": "burst", "event_id": f"burst-{i}", "timestamp": now - 5000 + i * 20}
              for i in range(15)]
@@ -241,7 +242,9 @@ def test_bot_filter_flags_a_burst_and_known_agents_and_lets_normal_traffic_throu
     secure.pipeline.wait_for(lambda: len(stored(store, where)) == 24, what="the bot test's events")
     verdicts = {(user, bot) for _, user, _, bot in stored(store, where)}
     assert verdicts == {("burst", 1), ("person", 0), ("crawler", 1)}
-    assert metrics.BOT_EVENTS.labels("flagged")._value.get() >= 16
+    secure.pipeline.wait_for(  # counted once the batch is committed, just after the rows are visible
+        lambda: metrics.BOT_EVENTS.labels("flagged")._value.get() - flagged_before == 16, what="16 bots counted"
+    )
 
 
 def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secure) -> None:
@@ -312,3 +315,80 @@ def test_pipeline_status_counts_only_the_callers_project(secure: Secure) -> None
         status = client.get("/pipeline/status").json()
     # at most its own 3 events in the minute; the pipeline as a whole received over 40 by now
     assert status["store_ok"] is True and status["ingest_rate_per_s"] <= 3 / 60
+
+
+def iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+B_MARKS = ("b.test", "b.ref", '"b"', "b-only", "b-s")
+"""What only project B's events carry: an answer to A's key that holds one of them leaked B's rows."""
+
+
+def analytics_calls() -> list[tuple[str, dict[str, object]]]:
+    """Every analytics endpoint with each of its parameters set to B's values, then to injection strings."""
+    now = int(time.time() * 1000)
+    span = {"from": iso(now - 2 * 86_400_000), "to": iso(now + 86_400_000)}
+    filters: dict[str, list[object]] = {
+        "event_type": ["purchase"], "user_id": ["b-only", SHARED_USER], "url": ["https://b.test/page"],
+        "channel": ["b"], "property": ["plan:b"],
+    }
+    dims = ["event_type", "url", "referrer", "channel", "campaign", "property:plan"]
+    endpoints: dict[str, dict[str, list[object]]] = {
+        "/analytics/overview": {},
+        "/analytics/timeseries": {**filters, "interval": ["hour", "day"], "group_by": dims, "top": ["3"]},
+        "/analytics/breakdown": {**filters, "dimension": dims, "limit": ["50"]},
+        "/analytics/top-pages": {"limit": ["50"]},
+        "/analytics/active-users": {"window_minutes": ["1440"], "date": [time.strftime("%Y-%m-%d", time.gmtime())]},
+        "/analytics/sessions": {},
+        "/analytics/funnel": {"window_seconds": ["86400"]},
+        "/analytics/retention": {"period": ["day", "week"], "periods": ["3"]},
+    }
+    calls = []
+    for path, params in endpoints.items():
+        base: dict[str, object] = {} if path in ("/analytics/overview", "/analytics/active-users") else dict(span)
+        if path == "/analytics/breakdown":
+            base["dimension"] = "channel"
+        if path == "/analytics/funnel":
+            base["steps"] = ["page_view", "add_to_cart", "purchase"]
+        calls.append((path, base))
+        for name in [*params, *base, "project_id", "project"]:
+            for value in [*params.get(name, []), *INJECTIONS]:
+                calls.append((path, {**base, name: value}))
+    return calls
+
+
+def test_a_read_key_of_project_a_never_sees_a_row_of_project_b_in_analytics(secure: Secure) -> None:
+    store = secure.pipeline.store
+    calls = analytics_calls()
+    statuses: dict[int, int] = {}
+    with secure.client(secure.a.read) as client:
+        for path, params in calls:
+            response = client.get(path, params=params)  # type: ignore[arg-type]
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            assert response.status_code in (200, 400), (path, params, response.text)
+            if response.status_code == 400:
+                assert response.json()["code"] in ("invalid_parameter", "bad_request"), response.text
+                continue
+            leaked = [mark for mark in B_MARKS if mark in response.text]
+            assert not leaked, (path, params, leaked, response.text[:500])
+        only_b = client.get("/analytics/timeseries", params={**analytics_calls()[1][1], "user_id": "b-only"}).json()
+        assert sum(p["events"] for s in only_b["series"] for p in s["points"]) == 0
+        funnel = client.get("/analytics/funnel", params=analytics_calls()[-1][1] | {
+            "steps": ["page_view", "add_to_cart", "checkout_started", "purchase"], "window_seconds": "86400",
+            "from": iso(int(time.time() * 1000) - 86_400_000), "to": iso(int(time.time() * 1000) + 60_000)}).json()
+        assert funnel["steps"][0]["users"] == 1  # a-only (shared-user was erased from A), never B's users
+    assert statuses.get(200, 0) > len(calls) // 2 and len(calls) > 150
+    # The totals are the project's own: a fresh project with 3 events (and a bot) among everyone's.
+    fresh = make_project(store, "totals")
+    with secure.client(fresh.write) as client:
+        events = [{"event_type": "page_view", "user_id": f"t{i}", "session_id": f"t{i}"} for i in range(3)]
+        assert client.post("/batch", json=events).status_code == 202
+        bot = client.post("/track", json={"event_type": "page_view", "user_id": "tb"}, headers={"User-Agent": "Googlebot/2.1"})
+        assert bot.status_code == 202
+    secure.pipeline.wait_for(lambda: len(stored(store, "project_id = {p:String}", p=fresh.project_id)) == 4,
+                             what="the totals project's events")
+    with secure.client(fresh.read) as client:
+        overview = client.get("/analytics/overview").json()
+        assert (overview["total_events"], overview["unique_users"], overview["unique_sessions"]) == (3, 3, 3)
+        assert client.get("/analytics/active-users", params={"window_minutes": "60"}).json()["active_now"] == 3
