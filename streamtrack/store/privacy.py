@@ -10,15 +10,25 @@ merges), scoped to one project, matching the user id or the anonymous id.
 
 from __future__ import annotations
 
-from streamtrack.store.schema import EVENTS_TABLE, LOCAL_TABLE, _on_cluster, quote_identifier
+from streamtrack.store.schema import (
+    COPIES_TABLE,
+    DAILY_TABLE,
+    EVENT_IDS_TABLE,
+    EVENTS_TABLE,
+    LOCAL_TABLE,
+    _on_cluster,
+    daily_select,
+    quote_identifier,
+)
 from streamtrack.store.store import EventStore
 
 _USER_ROWS = "project_id = {project:String} AND (user_id = {user:String} OR anonymous_id = {user:String})"
 
 
-def _data_table(store: EventStore) -> str:
+def _data_table(store: EventStore, table: str = EVENTS_TABLE) -> str:
     """The table that holds the rows: the local tables in a cluster (a Distributed table cannot be altered)."""
-    table = LOCAL_TABLE if store.cluster else EVENTS_TABLE
+    if store.cluster:
+        table = LOCAL_TABLE if table == EVENTS_TABLE else f"{table}_local"
     return f"{quote_identifier(store.database)}.`{table}`{_on_cluster(store.cluster)}"
 
 
@@ -39,17 +49,43 @@ def apply_retention(store: EventStore, days: int) -> None:
         store.backend.command(statement)
 
 
-def count_user_rows(store: EventStore, project_id: str, user: str) -> int:
-    rows = store.backend.query(
-        f"SELECT count() FROM {quote_identifier(store.database)}.`{EVENTS_TABLE}` WHERE {_USER_ROWS}",
+def _user_rows(store: EventStore, project_id: str, user: str) -> tuple[int, list[str], list[str]]:
+    """(rows, distinct event ids, UTC days) of the user's events in the project."""
+    [(rows, ids, days)] = store.backend.query(
+        "SELECT count(), groupUniqArray(event_id), arrayMap(d -> toString(d), groupUniqArray(toDate(timestamp))) "
+        f"FROM {quote_identifier(store.database)}.`{EVENTS_TABLE}` WHERE {_USER_ROWS}",
         {"project": project_id, "user": user},
     )
-    return int(rows[0][0])
+    return int(rows), list(ids), list(days)
 
 
 def erase_user(store: EventStore, project_id: str, user: str) -> int:
-    """Delete the user's events in the project; returns the rows removed (copies included)."""
-    found = count_user_rows(store, project_id, user)
-    if found:
-        store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_USER_ROWS}", {"project": project_id, "user": user})
+    """Delete the user's events in the project; returns the rows removed (copies included).
+
+    What was derived from those rows goes too: their ids in the copies registry (`event_ids`,
+    `event_copies`), and the daily rollup rows of the project's affected days, rebuilt from the
+    events that remain (the rollup's user states hold the user's hash). Events of the same
+    project and day inserted during the rebuild, between its delete and its insert, would be
+    counted twice in the rollup; erasure is rare and concerns past days, so this is accepted.
+    """
+    found, event_ids, days = _user_rows(store, project_id, user)
+    if not found:
+        return 0
+    params: dict[str, object] = {"project": project_id, "user": user, "ids": event_ids, "days": days}
+    db = quote_identifier(store.database)
+    store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_USER_ROWS}", params)
+    for table in (EVENT_IDS_TABLE, COPIES_TABLE):
+        store.backend.command(
+            f"DELETE FROM {_data_table(store, table)} WHERE project_id = {{project:String}} AND event_id IN {{ids:Array(String)}}",
+            params,
+        )
+    in_days = "project_id = {project:String} AND toDate(timestamp) IN {days:Array(Date)}"
+    store.backend.command(
+        f"DELETE FROM {_data_table(store, DAILY_TABLE)} WHERE project_id = {{project:String}} AND day IN {{days:Array(Date)}}",
+        params,
+    )
+    store.backend.command(
+        f"INSERT INTO {db}.`{DAILY_TABLE}`\n{daily_select(f'(SELECT * FROM {db}.`{EVENTS_TABLE}` WHERE {in_days})')}",
+        params,
+    )
     return found

@@ -263,6 +263,12 @@ def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secu
     after_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
     assert after_a == [row for row in before_a if row[1] != SHARED_USER]
     assert stored(store, "project_id = {p:String}", p=secure.b.project_id) == before_b  # B's same user untouched
+    # What was derived from the rows goes too: the totals (a daily rollup) count what remains.
+    with secure.client(secure.a.read) as client:
+        overview = client.get("/analytics/overview").json()
+    people = [row for row in after_a if not row[3]]
+    assert overview["total_events"] == len(people)
+    assert overview["unique_users"] == len({row[1] for row in people})
 
 
 def test_rate_limits_answer_429_with_retry_after_and_recover(secure: Secure) -> None:
