@@ -1,6 +1,6 @@
 """`GET /users/{user_id}` and `GET /groups/{group_id}`: the latest traits from identify and group calls.
 
-Traits are merged call by call, oldest first (a later call's value of a trait wins, traits it
+Both read the caller's project only (its key's, see `streamtrack.api.auth`). Traits are merged call by call, oldest first (a later call's value of a trait wins, traits it
 does not send are kept), across every id linked to the user by alias or identify calls: ask
 with an anonymous id, or an old user id, and get the user it became.
 """
@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
+from streamtrack.api.auth import project_of
 from streamtrack.api.errors import ErrorBody
 from streamtrack.api.services import Services
 from streamtrack.store.identities import Profile, group_profile, user_profile
+from streamtrack.store.scoped import project_store
 
 
 class UserProfile(msgspec.Struct):
@@ -55,10 +57,11 @@ _NOT_FOUND = {
 )
 def user(
     user_id: Annotated[str, PathParameter(description="A user id, anonymous id or aliased id.")],
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
 ) -> UserProfile:
     """Latest traits of a user, following alias links (404 if no identify or alias call names it)."""
-    profile: Profile = user_profile(services.store, user_id)
+    profile: Profile = user_profile(project_store(services.store, project_of(request)), user_id)
     return UserProfile(
         profile.id, profile.ids, profile.traits, profile.calls, profile.first_seen_at, profile.updated_at
     )
@@ -73,10 +76,11 @@ def user(
 )
 def group(
     group_id: Annotated[str, PathParameter(description="The groupId of group calls.")],
+    request: Request[Any, Any, Any],
     services: NamedDependency[Services],
 ) -> GroupProfile:
     """Latest traits of a group and who joined it (404 if no group call names it)."""
-    profile = group_profile(services.store, group_id)
+    profile = group_profile(project_store(services.store, project_of(request)), group_id)
     return GroupProfile(
         profile.id,
         profile.traits,

@@ -8,6 +8,8 @@ which the tables collapse). Derivation is pure so it can be tested without anyth
 
 An event of those types sent to /track is read the same way; one that lacks the data
 (no `group_id`, no `previous_id`) is still stored as an event, it just links nothing.
+Ids are per project (the event's, stamped by the API from its key): one project's user `42`
+is not another's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class UnknownIdentity(ClientError):
 
 @dataclasses.dataclass(frozen=True)
 class TraitsRecord:
+    project_id: str
     kind: str
     """'user' or 'group'."""
     id: str
@@ -42,6 +45,7 @@ class TraitsRecord:
 
 @dataclasses.dataclass(frozen=True)
 class AliasRecord:
+    project_id: str
     previous_id: str
     """An anonymous id, or a user id that was replaced."""
     user_id: str
@@ -56,22 +60,36 @@ def identity_records(events: Iterable[Event]) -> tuple[list[TraitsRecord], list[
     for event in events:
         if event.event_type == IDENTIFY:
             who = event.user_id or event.anonymous_id
-            traits.append(TraitsRecord("user", who, event.event_id, event.timestamp, _traits(event)))
+            traits.append(
+                TraitsRecord(event.project_id, "user", who, event.event_id, event.timestamp, _traits(event))
+            )
             if event.user_id and event.anonymous_id and event.user_id != event.anonymous_id:
                 aliases.append(
-                    AliasRecord(event.anonymous_id, event.user_id, event.event_id, event.timestamp)
+                    AliasRecord(
+                        event.project_id, event.anonymous_id, event.user_id, event.event_id, event.timestamp
+                    )
                 )
         elif event.event_type == GROUP:
             group_id = _text(event.properties.get("group_id"))
             if group_id:
                 member = event.user_id or event.anonymous_id
                 traits.append(
-                    TraitsRecord("group", group_id, event.event_id, event.timestamp, _traits(event), member)
+                    TraitsRecord(
+                        event.project_id,
+                        "group",
+                        group_id,
+                        event.event_id,
+                        event.timestamp,
+                        _traits(event),
+                        member,
+                    )
                 )
         elif event.event_type == ALIAS:
             previous_id = _text(event.properties.get("previous_id"))
             if previous_id and event.user_id and previous_id != event.user_id:
-                aliases.append(AliasRecord(previous_id, event.user_id, event.event_id, event.timestamp))
+                aliases.append(
+                    AliasRecord(event.project_id, previous_id, event.user_id, event.event_id, event.timestamp)
+                )
     return traits, aliases
 
 

@@ -5,6 +5,10 @@ Same discipline as `queries`: values only as `{name:Type}` parameters, identifie
 (`LIMIT 1 BY event_id`), and an id linked twice resolves to its latest link (`argMax`).
 Alias links resolve one step: `a -> b` and `b -> c` make `a` count as `b`, as Segment's
 own alias (which expects aliasing to the final user id) does.
+
+Reads are one project's, like the analytics: they take a `project_store(store, project)`
+and say `project_id = {scope_project:String}`, so a query made without a project fails
+(ClickHouse refuses the unset parameter) instead of answering across projects.
 """
 
 from __future__ import annotations
@@ -18,25 +22,28 @@ import pyarrow as pa
 
 from streamtrack.identities import AliasRecord, TraitsRecord, UnknownIdentity, merge_traits
 from streamtrack.store.schema import ALIASES_TABLE, IDENTITIES_TABLE, quote_identifier
+from streamtrack.store.scoped import SCOPE_PARAM
 from streamtrack.store.store import EventStore
 from streamtrack.timestamps import format_ms
 
 _TIME = pa.timestamp("ms", tz="UTC")
-_IDENTITY_SCHEMA = pa.schema(
-    [
-        ("kind", pa.string()),
-        ("id", pa.string()),
-        ("event_id", pa.string()),
-        ("timestamp", _TIME),
-        ("member", pa.string()),
-        ("traits", pa.binary()),
-    ]
-)
-_ALIAS_SCHEMA = pa.schema(
-    [("previous_id", pa.string()), ("user_id", pa.string()), ("event_id", pa.string()), ("timestamp", _TIME)]
-)
 _encode = msgspec.json.Encoder().encode
 _decode_traits = msgspec.json.Decoder(dict[str, Any]).decode
+_PROJECT = f"project_id = {{{SCOPE_PARAM}:String}}"
+
+
+def _arrow(records: Sequence[TraitsRecord] | Sequence[AliasRecord]) -> pa.Table:
+    """One column per record field (the tables' columns, same names); traits as JSON bytes."""
+    columns = {}
+    for field in dataclasses.fields(records[0]):
+        values = [getattr(record, field.name) for record in records]
+        if field.name == "timestamp":
+            columns[field.name] = pa.array(values, _TIME)
+        elif field.name == "traits":
+            columns[field.name] = pa.array([_encode(v) for v in values], pa.binary())
+        else:
+            columns[field.name] = pa.array(values, pa.string())
+    return pa.table(columns)
 
 
 def insert_identities(
@@ -44,29 +51,9 @@ def insert_identities(
 ) -> None:
     """One insert per table; the worker's batch token makes a replayed insert a no-op."""
     if traits:
-        table = pa.Table.from_arrays(
-            [
-                pa.array([r.kind for r in traits], pa.string()),
-                pa.array([r.id for r in traits], pa.string()),
-                pa.array([r.event_id for r in traits], pa.string()),
-                pa.array([r.timestamp for r in traits], _TIME),
-                pa.array([r.member for r in traits], pa.string()),
-                pa.array([_encode(r.traits) for r in traits], pa.binary()),
-            ],
-            schema=_IDENTITY_SCHEMA,
-        )
-        store.backend.insert_events(store.database, IDENTITIES_TABLE, table, dedup_token)
+        store.backend.insert_events(store.database, IDENTITIES_TABLE, _arrow(traits), dedup_token)
     if aliases:
-        table = pa.Table.from_arrays(
-            [
-                pa.array([r.previous_id for r in aliases], pa.string()),
-                pa.array([r.user_id for r in aliases], pa.string()),
-                pa.array([r.event_id for r in aliases], pa.string()),
-                pa.array([r.timestamp for r in aliases], _TIME),
-            ],
-            schema=_ALIAS_SCHEMA,
-        )
-        store.backend.insert_events(store.database, ALIASES_TABLE, table, dedup_token)
+        store.backend.insert_events(store.database, ALIASES_TABLE, _arrow(aliases), dedup_token)
 
 
 def _table(store: EventStore, name: str) -> str:
@@ -82,13 +69,13 @@ def resolve_user(store: EventStore, user_id: str) -> tuple[str, list[str]]:
     aliases = _table(store, ALIASES_TABLE)
     [(target,)] = _rows(
         store,
-        f"SELECT argMax(user_id, timestamp) FROM {aliases} WHERE previous_id = {{id:String}}",
+        f"SELECT argMax(user_id, timestamp) FROM {aliases} WHERE {_PROJECT} AND previous_id = {{id:String}}",
         {"id": user_id},
     )
     canonical = target or user_id
     linked = _rows(
         store,
-        f"SELECT previous_id FROM {aliases} WHERE user_id = {{id:String}} GROUP BY previous_id"
+        f"SELECT previous_id FROM {aliases} WHERE {_PROJECT} AND user_id = {{id:String}} GROUP BY previous_id"
         " HAVING argMax(user_id, timestamp) = {id:String} ORDER BY previous_id",
         {"id": canonical},
     )
@@ -101,7 +88,7 @@ def _calls(store: EventStore, kind: str, ids: list[str]) -> list[tuple[Any, ...]
         store,
         "SELECT id, toUnixTimestamp64Milli(timestamp), event_id, member, traits"
         f" FROM {_table(store, IDENTITIES_TABLE)}"
-        " WHERE kind = {kind:String} AND id IN {ids:Array(String)}"
+        f" WHERE {_PROJECT} AND kind = {{kind:String}} AND id IN {{ids:Array(String)}}"
         " ORDER BY timestamp, event_id LIMIT 1 BY event_id",
         {"kind": kind, "ids": ids},
     )

@@ -153,6 +153,7 @@ IDENTITIES_TABLE = "identities"
 ALIASES_TABLE = "aliases"
 
 IDENTITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "LowCardinality(String) DEFAULT 'default'"),  # as in `events`: ids are per project
     ("kind", "LowCardinality(String)"),  # 'user' | 'group'
     ("id", "String"),
     ("event_id", "String"),
@@ -161,6 +162,7 @@ IDENTITY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("traits", "String"),  # the JSON object text
 )
 ALIAS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "LowCardinality(String) DEFAULT 'default'"),
     ("previous_id", "String"),
     ("user_id", "String"),
     ("event_id", "String"),
@@ -168,8 +170,8 @@ ALIAS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _IDENTITY_TABLES = (
     # table, columns, engine arguments (version column), sorting key, sharding key
-    (IDENTITIES_TABLE, IDENTITY_COLUMNS, "", "(kind, id, event_id)", "cityHash64(id)"),
-    (ALIASES_TABLE, ALIAS_COLUMNS, "timestamp", "(previous_id, user_id)", "cityHash64(previous_id)"),
+    (IDENTITIES_TABLE, IDENTITY_COLUMNS, "", "(project_id, kind, id, event_id)", "cityHash64(id)"),
+    (ALIASES_TABLE, ALIAS_COLUMNS, "timestamp", "(project_id, previous_id, user_id)", "cityHash64(previous_id)"),
 )
 
 
@@ -197,6 +199,11 @@ def identity_statements(database: str, cluster: str = "") -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{on_cluster} AS {db}.`{local}`\n"
             f"ENGINE = Distributed('{cluster}', '{database}', '{local}', {shard_by})"
         )
+    # Tables made before projects (one hour of development, issue 6 came right after) get the column.
+    project = f"ADD COLUMN IF NOT EXISTS `project_id` {IDENTITY_COLUMNS[0][1]} FIRST"
+    for table in (IDENTITIES_TABLE, ALIASES_TABLE):
+        for name in ([f"{table}_local", table] if cluster else [table]):
+            statements.append(f"ALTER TABLE {db}.`{name}`{on_cluster} {project}")
     return statements
 
 

@@ -20,13 +20,14 @@ import pytest
 from streamtrack.api import Services, create_app
 from streamtrack.api.server import BackgroundServer
 from streamtrack.events import Event
-from streamtrack.identities import identity_records
+from streamtrack.identities import UnknownIdentity, identity_records
 from streamtrack.kafka import EventProducer
 from streamtrack.kafka.local_broker import free_port
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
 from streamtrack.store.identities import group_profile, insert_identities, user_profile
 from streamtrack.store.schema import identity_statements
+from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import format_ms, parse_time
 from tests.fixtures.pipeline import Pipeline
 
@@ -430,15 +431,23 @@ def test_replayed_identity_records_are_read_once(clean_store: EventStore) -> Non
         insert_identities(clean_store, traits, aliases, dedup_token=token)
     [(rows,)] = clean_store.backend.query(f"SELECT count() FROM `{clean_store.database}`.`identities`")
     assert rows == 4  # the tokened replay was dropped, the untokened copy was not
-    profile = user_profile(clean_store, "a")
+    project = project_store(clean_store, "default")  # the events' project (no key: the default)
+    profile = user_profile(project, "a")
     assert (profile.id, profile.ids, profile.traits, profile.calls) == ("u", ["u", "a"], {"plan": "pro"}, 1)
-    group = group_profile(clean_store, "g")
+    group = group_profile(project, "g")
     assert (group.traits, group.members, group.calls) == ({"name": "Acme"}, ["u"], 1)
+    other = project_store(clean_store, "another-project")  # ids are per project: nothing leaks across
+    with pytest.raises(UnknownIdentity):
+        user_profile(other, "a")
+    with pytest.raises(UnknownIdentity):
+        group_profile(other, "g")
+    with pytest.raises(Exception, match="scope_project"):  # no project at all: refused, not answered for all
+        user_profile(clean_store, "a")
 
 
 def test_cluster_form_of_the_identity_tables_is_valid_clickhouse_sql(store: EventStore) -> None:
     statements = identity_statements("analytics", "prod")
-    assert len(statements) == 4  # a replicated local table and a Distributed table each
+    assert len(statements) == 8  # a replicated local table and a Distributed table each, and their project_id
     for statement in statements:
         [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
         assert "ON CLUSTER prod" in formatted

@@ -79,7 +79,14 @@ def test_to_event_keeps_context_and_drops_what_must_not_be_stored() -> None:
 
 
 def _event(event_type: str, **fields: object) -> Event:
-    return Event(event_id=f"id-{event_type}", event_type=event_type, timestamp=1, received_at=1, **fields)  # type: ignore[arg-type]
+    return Event(
+        event_id=f"id-{event_type}",
+        event_type=event_type,
+        timestamp=1,
+        received_at=1,
+        project_id="p1",
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def test_identity_records_of_each_call() -> None:
@@ -93,10 +100,13 @@ def test_identity_records_of_each_call() -> None:
         ]
     )
     assert traits == [
-        TraitsRecord("user", "u", "id-$identify", 1, {"plan": "pro"}),
-        TraitsRecord("group", "g", "id-$group", 1, {"name": "Acme"}, member="u"),
+        TraitsRecord("p1", "user", "u", "id-$identify", 1, {"plan": "pro"}),
+        TraitsRecord("p1", "group", "g", "id-$group", 1, {"name": "Acme"}, member="u"),
     ]
-    assert aliases == [AliasRecord("a", "u", "id-$identify", 1), AliasRecord("old", "u", "id-$alias", 1)]
+    assert aliases == [
+        AliasRecord("p1", "a", "u", "id-$identify", 1),
+        AliasRecord("p1", "old", "u", "id-$alias", 1),
+    ]
 
 
 def test_traits_merge_trait_by_trait_latest_wins() -> None:
