@@ -2,6 +2,54 @@
 
 export class ApiError extends Error {}
 
+// With auth on, the read endpoints need the project's secret read key. The page asks for it
+// once, keeps it in sessionStorage (this tab only, gone when it closes) and sends it as
+// X-StreamTrack-Key. With auth off (streamtrack dev) nothing is ever asked.
+const KEY_STORAGE = "streamtrack.readKey";
+const KEY_CODES = new Set(["missing_key", "invalid_key", "wrong_key_kind"]);
+let asking = null;
+let declined = false;
+
+function keyHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { "X-StreamTrack-Key": key } : {};
+}
+
+/** Ask for a read key (one dialog for all panels at once); true if one was given. */
+function askForKey(message) {
+  if (declined) return Promise.resolve(false);
+  if (!asking) {
+    asking = new Promise((resolve) => {
+      const key = window.prompt(`${message}\n\nPaste a read key of your project (str_...). It is kept in this tab only.`);
+      if (key && key.trim()) {
+        sessionStorage.setItem(KEY_STORAGE, key.trim());
+        resolve(true);
+      } else {
+        declined = true;
+        resolve(false);
+      }
+    }).finally(() => setTimeout(() => { asking = null; }, 0));
+  }
+  return asking;
+}
+
+/** fetch with the read key; on a key refusal, ask for a key (unless another panel just got one) and retry. */
+async function fetchWithKey(path, init) {
+  const send = () => fetch(path, { ...init, headers: { ...init.headers, ...keyHeaders() } });
+  for (let attempt = 0; ; attempt++) {
+    const used = sessionStorage.getItem(KEY_STORAGE);
+    const response = await send();
+    if ((response.status !== 401 && response.status !== 403) || attempt >= 3) return response;
+    const body = await response.clone().json().catch(() => null);
+    if (!body || !KEY_CODES.has(body.code)) return response;
+    if (asking) await asking;  // another panel is asking: use its answer
+    const current = sessionStorage.getItem(KEY_STORAGE);
+    if (current && current !== used) continue;  // a new key arrived meanwhile
+    if (current === used && used) sessionStorage.removeItem(KEY_STORAGE);
+    if (!(await askForKey(body.message))) return response;
+  }
+}
+
 function url(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
@@ -25,7 +73,7 @@ async function parse(response, path) {
 export async function getJSON(path, params) {
   let response;
   try {
-    response = await fetch(url(path, params), { headers: { Accept: "application/json" } });
+    response = await fetchWithKey(url(path, params), { headers: { Accept: "application/json" } });
   } catch (error) {
     throw new ApiError(`${path}: the API does not answer (${error.message})`);
   }
@@ -33,7 +81,7 @@ export async function getJSON(path, params) {
 }
 
 export async function sendJSON(method, path, body) {
-  const response = await fetch(path, {
+  const response = await fetchWithKey(path, {
     method,
     headers: { "Content-Type": "application/json", Accept: "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
