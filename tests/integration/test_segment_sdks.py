@@ -23,7 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.pipeline import Pipeline
+from streamtrack.auth.keys import KeyKind, new_key
+from streamtrack.config import load_settings
+from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.store import EventStore
+from streamtrack.store.keys import add_key, create_project, migrate_keys
+from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / ".sdk"
@@ -160,3 +165,67 @@ def test_sdk_calls_are_stored_exactly_once(
         group_profile = client.get(f"/groups/{group}").json()
         assert group_profile["traits"] == {"name": "Acme", "employees": 40}
         assert group_profile["members"] == [user]
+
+
+def test_sdk_with_a_projects_write_key_lands_in_that_project_only(
+    sdk_clients: Path, broker: LocalBroker, store: EventStore, engine_path: Path
+) -> None:
+    """Auth on, as deployed: the SDK's write key (HTTP Basic) picks the project; its read key reads it back."""
+    env = pipeline_env(
+        broker,
+        store.database,
+        engine_path.parent,
+        STREAMTRACK_AUTH="on",
+        STREAMTRACK_RATE_LIMIT_ADDRESS_PER_S="0",
+        STREAMTRACK_RATE_LIMIT_KEY_PER_S="0",
+    )
+    running, stop = start_pipeline(load_settings(env=env), store)
+    try:
+        migrate_keys(store)
+        keys = {}
+        for name in ("shop", "other"):
+            project = f"{name}-{uuid.uuid4().hex[:6]}"
+            create_project(store, project, name)
+            write, read = new_key(KeyKind.WRITE), new_key(KeyKind.READ)
+            add_key(store, project, write)
+            add_key(store, project, read)
+            keys[name] = (write.secret, read.secret)
+        run = uuid.uuid4().hex[:8]
+        user, anonymous, group = f"keyed-{run}", f"anon-keyed-{run}", f"group-keyed-{run}"
+        command, env = _command("segment-python", sdk_clients, running.url, (user, anonymous, group))
+        done = subprocess.run(
+            [*command, keys["shop"][0]], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+
+        def reader(name: str) -> httpx.Client:
+            return running.client(headers={"Authorization": f"Bearer {keys[name][1]}"})
+
+        with reader("shop") as shop, reader("other") as other:
+
+            def events(client: httpx.Client) -> list[dict]:
+                return client.get("/activities", params={"user_id": user, "limit": 100}).json()["data"]
+
+            running.wait_for(
+                lambda: len(events(shop)) == sum(EXPECTED_TYPES.values()), what="the SDK's events"
+            )
+            assert Counter(e["event_type"] for e in events(shop)) == EXPECTED_TYPES
+            running.wait_for(
+                lambda: shop.get(f"/groups/{group}").status_code == 200, what="the group's traits"
+            )
+            assert shop.get(f"/users/{anonymous}").json()["traits"] == {
+                "email": f"{user}@example.com",
+                "plan": "pro",
+            }
+            assert events(other) == []  # another project's read key sees none of it
+            assert other.get(f"/users/{anonymous}").status_code == 404
+            assert other.get(f"/groups/{group}").status_code == 404
+            wrong = httpx.post(
+                f"{running.url}/v1/track",
+                json={"userId": "u", "event": "E"},
+                auth=("not-a-key", ""),
+                timeout=10,
+            )
+            assert wrong.status_code == 401
+    finally:
+        stop()

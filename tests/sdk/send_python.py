@@ -1,6 +1,6 @@
 """Send every Segment call type through an official Python SDK (run by .sdk/python's interpreter).
 
-Usage: send_python.py segment|rudder HOST USER_ID ANONYMOUS_ID GROUP_ID
+Usage: send_python.py segment|rudder HOST USER_ID ANONYMOUS_ID GROUP_ID [WRITE_KEY]
 Exits non-zero if the SDK reported an error. tests/integration/test_segment_sdks.py drives it.
 """
 
@@ -8,6 +8,7 @@ import sys
 import time
 
 sdk, host, user_id, anonymous_id, group_id = sys.argv[1:6]
+write_key = sys.argv[6] if len(sys.argv) > 6 else "test-write-key"
 if sdk == "segment":
     from segment.analytics import Client
 else:
@@ -15,7 +16,7 @@ else:
 
 errors = []
 client = Client(
-    "test-write-key", host=host, gzip=True, max_retries=5, upload_interval=0.2,
+    write_key, host=host, gzip=True, max_retries=5, upload_interval=0.2,
     on_error=lambda error, batch: errors.append(f"{error} ({len(batch)} messages)"),
 )
 client.page(user_id, category="Docs", name="Pricing", properties={"url": "https://shop.example/pricing"},
