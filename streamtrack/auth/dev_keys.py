@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from streamtrack.auth.keys import KeyKind, new_key
 from streamtrack.config import Settings
 from streamtrack.store import EventStore
@@ -17,7 +19,11 @@ AUTH_OFF_WARNING = """\
 
 
 def dev_keys_banner(settings: Settings, store: EventStore) -> str:
-    """With auth on: project `dev` (created once) gets a fresh key pair each start, printed here only."""
+    """With auth on: project `dev` (created once) gets a fresh key pair each start, printed here only.
+
+    The write key is also handed to the dashboard's load generator (STREAMTRACK_LOADGEN_KEY in
+    this process's environment, which its child inherits).
+    """
     base = f"http://{settings.host}:{settings.port}"
     if not settings.auth:
         return AUTH_OFF_WARNING.format(base=base, project=settings.default_project)
@@ -26,6 +32,7 @@ def dev_keys_banner(settings: Settings, store: EventStore) -> str:
     write, read = new_key(KeyKind.WRITE), new_key(KeyKind.READ)
     add_key(store, DEV_PROJECT, write, name="streamtrack dev")
     add_key(store, DEV_PROJECT, read, name="streamtrack dev")
+    os.environ["STREAMTRACK_LOADGEN_KEY"] = write.secret
     return (
         f"Auth is on. Keys of project '{DEV_PROJECT}' (new each start, shown once):\n"
         f"  write key (public, ingestion)  {write.secret}\n"

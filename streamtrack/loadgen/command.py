@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import sys
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     until.add_argument("--count", type=int, help="events to send, then stop")
     parser.add_argument("--batch-size", type=int, help="events per request; 1 = single POST /track requests "
                         "(default: 1 up to 100 events/s, then enough per POST /batch for ~100 requests/s; 100 at max)")
+    parser.add_argument("--key", default=os.environ.get("STREAMTRACK_LOADGEN_KEY"),
+                        help="a write key of the project to send to, when the API requires keys (env STREAMTRACK_LOADGEN_KEY)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight at most (default 16)")
     parser.add_argument("--seed", type=int, help="seed of the traffic model (default: random); same seed, same traffic")
     parser.add_argument("--users", type=int, default=1000, help="distinct users in the model (default 1000)")
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("users must be at least 1")
         plan = LoadPlan(
             url=args.url, rate=args.rate, duration_s=args.duration, count=args.count,
-            batch_size=args.batch_size or auto_batch_size(args.rate), concurrency=args.concurrency,
+            batch_size=args.batch_size or auto_batch_size(args.rate), concurrency=args.concurrency, key=args.key,
         )
     except ValueError as exc:
         print(f"streamtrack loadgen: {exc}", file=sys.stderr)

@@ -56,6 +56,8 @@ class LoadPlan:
     concurrency: int = 16
     retries: int = 3
     timeout_s: float = 30.0
+    key: str | None = None
+    """A write key of the project to send to (auth on); sent as `Authorization: Bearer`."""
 
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
@@ -109,7 +111,8 @@ async def run_load(
     connector = aiohttp.TCPConnector(limit=plan.concurrency)
     timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
     progress = asyncio.create_task(_report(stats, on_progress, progress_interval_s)) if on_progress else None
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=HEADERS) as client:
+    headers = {**HEADERS, **({"Authorization": f"Bearer {plan.key}"} if plan.key else {})}
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as client:
         while remaining > 0 and not stop.is_set():
             await slots.acquire()
             n = int(min(plan.batch_size, remaining))

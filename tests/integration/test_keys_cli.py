@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -92,7 +93,8 @@ def test_erase_command(cli_store: EventStore, capsys: pytest.CaptureFixture[str]
     assert left == [("blog", "u-1", 3), ("blog", "u-2", 3), ("shop", "u-2", 3)]
 
 
-def test_dev_banner(cli_store: EventStore) -> None:
+def test_dev_banner(cli_store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMTRACK_LOADGEN_KEY", "")  # restored after the test
     cli_store.migrate()
     migrate_keys(cli_store)
     settings = load_settings()
@@ -102,5 +104,6 @@ def test_dev_banner(cli_store: EventStore) -> None:
     write, read = KEY.findall(on)[:2]
     resolver = KeyResolver(cli_store, ttl_seconds=0)
     assert resolver.resolve(write).project_id == DEV_PROJECT and resolver.resolve(read).kind is KeyKind.READ
+    assert os.environ["STREAMTRACK_LOADGEN_KEY"] == write  # the dashboard's load generator sends with it
     again = dev_keys_banner(settings.replace(auth=True), cli_store)  # a restart: a new pair, the project kept
     assert KEY.findall(again)[0] != write and resolver.resolve(write) is not None

@@ -7,6 +7,7 @@ the app itself, so an endpoint added later is checked too.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import time
@@ -25,6 +26,8 @@ from streamtrack.auth.keys import KeyKind, new_key
 from streamtrack.config import load_settings
 from streamtrack.kafka import EventProducer
 from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.loadgen.sender import LoadPlan, run_load
+from streamtrack.loadgen.traffic import Traffic
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
 from streamtrack.store.keys import add_key, create_project, migrate_keys, revoke_keys
@@ -398,3 +401,16 @@ def test_a_read_key_of_project_a_never_sees_a_row_of_project_b_in_analytics(secu
         overview = client.get("/analytics/overview").json()
         assert (overview["total_events"], overview["unique_users"], overview["unique_sessions"]) == (3, 3, 3)
         assert client.get("/analytics/active-users", params={"window_minutes": "60"}).json()["active_now"] == 3
+
+
+def test_load_generator_sends_with_a_write_key(secure: Secure) -> None:
+    fresh = make_project(secure.pipeline.store, "load")
+    base = {"url": secure.pipeline.url, "rate": None, "count": 40, "batch_size": 10, "retries": 0}
+    refused = asyncio.run(run_load(LoadPlan(**base), Traffic(seed=1, run_id="lg-nokey")))  # type: ignore[arg-type]
+    assert (refused.accepted, refused.errors) == (0, 40)
+    sent = asyncio.run(run_load(LoadPlan(**base, key=fresh.write), Traffic(seed=1, run_id="lg-key")))  # type: ignore[arg-type]
+    assert (sent.accepted, sent.errors) == (40, 0)
+    secure.pipeline.wait_for(
+        lambda: len(stored(secure.pipeline.store, "project_id = {p:String}", p=fresh.project_id)) == 40,
+        what="the load generator's events in its project",
+    )
