@@ -1,15 +1,15 @@
 """Latency of the /analytics/* queries on the embedded engine at 1M and 10M events. Prints a table.
 
-    .venv/bin/python -P bench/query.py [--sizes 1000000 10000000] [--runs 10] [--days 30]
+    .venv/bin/python -P bench/query.py [--sizes 1000000 10000000] [--runs 10] [--days 30] [--copy-every 2000]
 
 Events are generated inside ClickHouse (numbers()), not through HTTP: spread evenly over
 the last `--days` days up to now, 200k users (one in ten anonymous), sessions of 7 events,
 200 pages, the load generator's event types, a `plan` property; plus 0.05 % stored copies
-of earlier events with a later timestamp (what a worker race leaves), recorded in the
-copies registry as `EventStore.insert` does, so the deduplication path that handles copies
-is the one measured. Each case calls the reader the endpoint
-calls (no HTTP: that adds ~2 ms), with the endpoint's default range (the last 7 days),
-once to warm up and then `--runs` times; the table shows p50 and p95 in milliseconds.
+of earlier events with a later timestamp (what a worker race leaves; `--copy-every 0`: none),
+recorded in the copies registry as `EventStore.insert` does, so the deduplication path that
+handles copies is the one measured. Each case calls the reader the endpoint calls (no HTTP:
+that adds ~2 ms) on the default project, with the endpoint's default range (the last 7
+days), once to warm up and then `--runs` times; the table shows p50 and p95 in milliseconds.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ SELECT concat('e', toString(number)), {types}[number % 9 + 1],
 FROM numbers({count})
 SETTINGS optimize_on_insert = 0
 """
-# Copies of every 2000th event, 90 s later (same id, all else equal).
+# Copies of every `--copy-every`th event, 90 s later (same id, all else equal).
 COPIES = """
 INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
     referrer, channel, campaign_id, properties)
 SELECT event_id, event_type, timestamp + INTERVAL 90 SECOND, received_at, user_id, anonymous_id, session_id, url,
        referrer, channel, campaign_id, properties
-FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % 2000 = 0
+FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % {every} = 0
 """
 
 
@@ -90,25 +90,29 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
     return statistics.median(times), p95
 
 
-def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
+def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int = 2000) -> None:
     for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE):
         store.backend.command(f"TRUNCATE TABLE `{store.database}`.`{table}`")
     store.backend.command(
         FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, count=size)
     )
-    store.backend.command(COPIES.format(db=store.database))
+    if not copy_every:
+        return
+    store.backend.command(COPIES.format(db=store.database, every=copy_every))
     # What EventStore.insert does after an insert: list the batch's ids stored more than once.
-    record = copies.record(store.database, [f"e{n}" for n in range(0, size, 2000)])
+    record = copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)])
     store.backend.command(record.sql, record.params)
 
 
-def measure(store: EventStore, sizes: list[int], runs: int, days: int) -> dict[str, dict[int, str]]:
+def measure(
+    store: EventStore, sizes: list[int], runs: int, days: int, copy_every: int
+) -> dict[str, dict[int, str]]:
     """p50 / p95 text per case and size. Each size is a fresh table over the same span: density grows."""
     reader = Analytics(project_store(store, DEFAULT_PROJECT))  # as the API reads: one project, no bots
     results: dict[str, dict[int, str]] = {}
     for size in sizes:
         now = now_ms()
-        fill(store, size=size, start=now - days * DAY_MS, span=days * DAY_MS)
+        fill(store, size=size, start=now - days * DAY_MS, span=days * DAY_MS, copy_every=copy_every)
         stats = store.stats()
         print(f"{size:,} events ({stats.rows - stats.distinct_events:,} stored copies) over {days} days", flush=True)
         for name, call in cases(reader, now).items():
@@ -122,13 +126,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--days", type=int, default=30, help="the events span the last DAYS days")
+    parser.add_argument(
+        "--copy-every", type=int, default=2000, help="store a copy of every Nth event (0: no copies)"
+    )
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     with tempfile.TemporaryDirectory(prefix="streamtrack-bench-query-") as data_dir:
         settings = load_settings(env={}, data_dir=data_dir, clickhouse_database="bench")
         with open_store(settings) as store:
             store.migrate()
-            results = measure(store, sizes, args.runs, args.days)
+            results = measure(store, sizes, args.runs, args.days, args.copy_every)
     header = ("query", *(f"{size:,} events: p50 / p95 ms" for size in sizes))
     rows = [(name, *(by_size[size] for size in sizes)) for name, by_size in results.items()]
     widths = [max(len(r[i]) for r in (*rows, header)) for i in range(len(header))]
