@@ -15,12 +15,16 @@ from streamtrack.store import EventStore
 
 
 def new_events(events: list[Event], store: EventStore) -> list[Event]:
-    """`events` without repeats within the batch and without those already stored (first copy wins)."""
-    seen: set[str] = set()
+    """`events` without repeats within the batch and without those already stored (first copy wins).
+
+    An event is its id within its project: two projects may send the same client-chosen id.
+    """
+    seen: set[tuple[str, str]] = set()
     unique = []
     for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        key = (event.project_id, event.event_id)
+        if key not in seen:
+            seen.add(key)
             unique.append(event)
     stored = store.stored_event_ids(unique)
-    return [event for event in unique if event.event_id not in stored] if stored else unique
+    return [e for e in unique if (e.project_id, e.event_id) not in stored] if stored else unique

@@ -202,13 +202,13 @@ def stats(database: str) -> Query:
 
 
 def stored_event_ids(database: str, event_ids: Sequence[str], days: Sequence[str]) -> Query:
-    """Which of `event_ids` are stored already, looking only at the given days (YYYY-MM-DD).
+    """(project_id, event_id) of the rows of `event_ids` stored already, looking only at the given days (YYYY-MM-DD).
 
     The day list lets the primary key (it starts with toDate(timestamp)) skip everything
     else, and the bloom filter on event_id skips most of what is left.
     """
     return Query(
-        f"SELECT DISTINCT event_id FROM {quote_identifier(database)}.`{EVENTS_TABLE}`"
+        f"SELECT DISTINCT project_id, event_id FROM {quote_identifier(database)}.`{EVENTS_TABLE}`"
         " WHERE toDate(timestamp) IN {days:Array(Date)} AND event_id IN {ids:Array(String)}",
         {"ids": [_check_text("event id", i) for i in event_ids], "days": list(days)},
     )

@@ -128,8 +128,8 @@ class EventStore:
     def _query_rows(self, query: queries.Query) -> list[tuple[Any, ...]]:
         return self.backend.query(query.sql, query.params)
 
-    def stored_event_ids(self, events: Sequence[Event]) -> set[str]:
-        """The ids among `events` that are stored already, looked up on each event's day ± 1.
+    def stored_event_ids(self, events: Sequence[Event]) -> set[tuple[str, str]]:
+        """(project_id, event_id) of those of `events` stored already, looked up on each event's day ± 1.
 
         A copy can differ only in a server-assigned timestamp (a client retry without its own
         time), which lies seconds to minutes from the first; one day either side covers it.
@@ -142,7 +142,7 @@ class EventStore:
             for shift in (-1, 0, 1)
         })
         query = queries.stored_event_ids(self.database, [event.event_id for event in events], days)
-        return {row[0] for row in self.backend.query(query.sql, query.params)}
+        return {(row[0], row[1]) for row in self.backend.query(query.sql, query.params)}  # (project_id, event_id)
 
     def stats(self) -> StoreStats:
         query = queries.stats(self.database)

@@ -414,3 +414,17 @@ def test_load_generator_sends_with_a_write_key(secure: Secure) -> None:
         lambda: len(stored(secure.pipeline.store, "project_id = {p:String}", p=fresh.project_id)) == 40,
         what="the load generator's events in its project",
     )
+
+
+def test_two_projects_may_use_the_same_event_id(secure: Secure) -> None:
+    """Dedup is per project: B's event with A's client-chosen id is B's own event, not a copy of A's."""
+    for project in (secure.a, secure.b):
+        with secure.client(project.write) as client:
+            event = {"event_type": "signup", "user_id": "same", "event_id": "same-id", "timestamp": 1_769_860_800_000}
+            assert client.post("/track", json=event).status_code == 202
+            assert client.post("/track", json=event).status_code == 202  # a retry: stored once
+    store = secure.pipeline.store
+    secure.pipeline.wait_for(lambda: len(stored(store, "event_id = 'same-id'")) == 2, what="one copy per project")
+    for project in (secure.a, secure.b):
+        with secure.client(project.read) as client:
+            assert [row["event_id"] for row in client.get("/activities", params={"user_id": "same"}).json()["data"]] == ["same-id"]
