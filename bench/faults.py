@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--outage", type=float, default=10.0, help="seconds ClickHouse is down")
     parser.add_argument("--broker-down", type=float, default=5.0, help="seconds the broker is down")
     parser.add_argument("--rounds", type=int, default=1, help="times to run each scenario")
+    parser.add_argument("--only", choices=["kills", "broker", "clickhouse", "poison"], help="run one scenario")
     args = parser.parse_args()
     configure_logging("error", json=True)
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)  # connection refusals while the broker is down
@@ -49,16 +50,19 @@ def main() -> int:
         store.migrate()
         return store
 
-    scenarios: list[Callable[[LocalBroker], faults.FaultResult]] = [
-        lambda broker: faults.worker_sigkills(broker, fresh_store(), _dir(data_dir), kills=args.kills, every=args.every),
-        lambda broker: faults.broker_restart(fresh_store(), _dir(data_dir), down_s=args.broker_down),
-        lambda broker: faults.store_outage(broker, fresh_store(), _dir(data_dir), outage_s=args.outage),
-        lambda broker: faults.poison_records(broker, fresh_store(), _dir(data_dir)),
-    ]
+    scenarios: dict[str, Callable[[LocalBroker], faults.FaultResult]] = {
+        "kills": lambda broker: faults.worker_sigkills(broker, fresh_store(), _dir(data_dir), kills=args.kills,
+                                                       every=args.every),
+        "broker": lambda broker: faults.broker_restart(fresh_store(), _dir(data_dir), down_s=args.broker_down),
+        "clickhouse": lambda broker: faults.store_outage(broker, fresh_store(), _dir(data_dir), outage_s=args.outage),
+        "poison": lambda broker: faults.poison_records(broker, fresh_store(), _dir(data_dir)),
+    }
     rows = []
     with LocalBroker(log_path=data_dir / "broker.log") as broker:
         for _ in range(args.rounds):
-            for scenario in scenarios:
+            for name, scenario in scenarios.items():
+                if args.only and name != args.only:
+                    continue
                 result = scenario(broker)
                 rows.append(result.row())
                 print(result.row(), file=sys.stderr, flush=True)
