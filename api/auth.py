@@ -33,7 +33,7 @@ from streamtrack.auth.privacy import anonymize_ip
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
 from streamtrack.auth.resolver import KeyResolver
 from streamtrack.config import Settings
-from streamtrack.errors import StoreUnavailable
+from streamtrack.errors import StoreUnavailable, Unauthorized, WrongKeyKind
 from streamtrack.store import EventStore
 from streamtrack.telemetry import metrics
 
@@ -44,6 +44,9 @@ PUBLIC_PREFIXES = ("/schema", "/dashboard")
 INGEST_PATHS = frozenset({"/track", "/batch"})
 INGEST_PREFIXES = ("/v1/",)
 CORS_HEADERS = "Content-Type, Authorization, X-StreamTrack-Key, Content-Encoding"
+BODY_KEY_PREFIXES = ("/v1/",)
+"""Segment's API also takes the write key in the body (`writeKey`): checked by `authenticate_body_key`."""
+GATE_SCOPE_KEY = "streamtrack.auth_gate"
 
 
 class Access(enum.Enum):
@@ -66,6 +69,26 @@ def project_of(request: Request[Any, Any, Any]) -> str:
     if not isinstance(project, str) or not project:
         raise RuntimeError("the auth gate did not run for this request")  # a wiring bug, not the client's
     return project
+
+
+async def authenticate_body_key(request: Request[Any, Any, Any], key: object) -> None:
+    """A request the gate let through without a header key: authenticate the key its body carries.
+
+    Does nothing when the gate already knows the project (a header key, or auth off).
+    """
+    if isinstance(request.scope.get(PROJECT_SCOPE_KEY), str):  # type: ignore[call-overload]
+        return
+    gate = request.scope.get(GATE_SCOPE_KEY)  # type: ignore[call-overload]
+    if not isinstance(gate, AuthGate):
+        raise RuntimeError("the auth gate did not run for this request")
+    principal = await asyncio.to_thread(gate.resolver.resolve, key) if isinstance(key, str) and key else None
+    if principal is None:
+        metrics.AUTH_FAILURES.labels("invalid_key").inc()
+        raise Unauthorized("the write key is unknown or revoked", field="writeKey")
+    if principal.kind is not KeyKind.WRITE:
+        metrics.AUTH_FAILURES.labels("wrong_key_kind").inc()
+        raise WrongKeyKind("this endpoint ingests events: use a write key (stw_...), not a read key", field="writeKey")
+    request.scope[PROJECT_SCOPE_KEY] = principal.project_id  # type: ignore[literal-required]
 
 
 def key_from_headers(headers: dict[str, str]) -> str | None:
@@ -135,6 +158,9 @@ class AuthGate:
         secret = key_from_headers(headers)
         if secret is None and access is Access.WRITE:
             secret = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("key") or [None])[0]
+        if not secret and scope["path"].startswith(BODY_KEY_PREFIXES):
+            scope[GATE_SCOPE_KEY] = self  # type: ignore[literal-required]  # the handler checks the body's writeKey
+            return None
         if not secret:
             metrics.AUTH_FAILURES.labels("missing_key").inc()
             return _unauthorized(

@@ -23,6 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
+from streamtrack.api.auth import authenticate_body_key
 from streamtrack.api.errors import ErrorBody
 from streamtrack.api.ingest import JSON_TYPES, _context
 from streamtrack.api.services import Services
@@ -153,12 +154,13 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     return body
 
 
-def _authenticate(request: Request, body_key: object) -> None:
+async def _authenticate(request: Request, body_key: object) -> None:
     if write_key(request.headers.get("authorization"), body_key) is None:
         raise MissingWriteKey(
             "no write key: send it as the HTTP Basic user name (Authorization: Basic base64('KEY:')) or as 'writeKey'",
             field="writeKey",
         )
+    await authenticate_body_key(request, body_key)  # auth on and no key in the headers: the body's writeKey
 
 
 @post(
@@ -174,7 +176,7 @@ async def segment_call(request: Request, services: NamedDependency[Services]) ->
     call_type = request.url.path.rstrip("/").rsplit("/", 1)[-1]
     try:
         message = decode_message(await _read(request, MAX_MESSAGE_BYTES))
-        _authenticate(request, message.get("writeKey"))
+        await _authenticate(request, message.get("writeKey"))
         event = to_event(message, call_type, _context(request), services.limits)
         await services.producer.send(event)
     except (ClientError, RetryableError) as exc:
@@ -198,7 +200,7 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
         batch = split_batch(
             await _read(request, MAX_BATCH_BYTES), max_messages=services.settings.max_batch_events
         )
-        _authenticate(request, batch.writeKey)
+        await _authenticate(request, batch.writeKey)
         sent_ms = parse_sent_at(batch.sentAt)
     except ClientError as exc:
         EVENTS_REJECTED.labels(exc.code).inc()

@@ -60,6 +60,20 @@ class PayloadTooLarge(ClientError):
     code = "payload_too_large"
 
 
+class Unauthorized(ClientError):
+    """No valid key (a missing, unknown or revoked one)."""
+
+    status = 401
+    code = "invalid_key"
+
+
+class WrongKeyKind(ClientError):
+    """A valid key of the wrong kind: a read key sent to ingestion, or a write key to a read endpoint."""
+
+    status = 403
+    code = "wrong_key_kind"
+
+
 class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"

@@ -126,6 +126,14 @@ def routes(secure: Secure) -> list[tuple[str, str, Access]]:
     return found
 
 
+def valid_body(path: str) -> dict[str, object]:
+    """A body each route would accept, so that only the key decides."""
+    message = {"type": "track", "event": "x", "userId": "u"}
+    if path in ("/v1/batch", "/v1/import"):
+        return {"batch": [message]}
+    return message if path.startswith("/v1/") else {"event_type": "x", "user_id": "u"}
+
+
 def test_every_endpoint_refuses_missing_wrong_revoked_and_wrong_kind_keys(secure: Secure) -> None:
     store = secure.pipeline.store
     revoked = make_project(store, "revoked")
@@ -151,11 +159,13 @@ def test_every_endpoint_refuses_missing_wrong_revoked_and_wrong_kind_keys(secure
                 "revoked": ({"X-StreamTrack-Key": revoked_key}, 401, "invalid_key"),
                 "wrong kind": ({"Authorization": f"Bearer {wrong_kind}"}, 403, "wrong_key_kind"),
             }
+            if path.startswith("/v1/"):  # Segment's API may carry the key in the body: its handler answers
+                cases["missing"] = ({}, 401, "unauthorized")
             for case, (headers, status, code) in cases.items():
-                response = client.request(method, path, headers=headers, json={"event_type": "x", "user_id": "u"})
+                response = client.request(method, path, headers=headers, json=valid_body(path))
                 assert response.status_code == status, (method, path, case, response.text)
                 assert response.json()["code"] == code
-                if status == 401:
+                if status == 401 and code != "unauthorized":
                     assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert right  # the right key is exercised by the other tests of each endpoint
             checked += 1
@@ -428,3 +438,22 @@ def test_two_projects_may_use_the_same_event_id(secure: Secure) -> None:
     for project in (secure.a, secure.b):
         with secure.client(project.read) as client:
             assert [row["event_id"] for row in client.get("/activities", params={"user_id": "same"}).json()["data"]] == ["same-id"]
+
+
+def test_segment_api_takes_the_write_key_from_basic_auth_or_the_body(secure: Secure) -> None:
+    track = {"type": "track", "event": "Seg", "userId": "seg-user"}
+    with secure.client() as client:
+        assert client.post("/v1/track", json=track, auth=(secure.a.write, "")).status_code == 200  # what the SDKs send
+        assert client.post("/v1/track", json={**track, "writeKey": secure.b.write}).status_code == 200  # analytics.js
+        batch = client.post("/v1/batch", json={"batch": [track], "writeKey": secure.b.write})
+        assert batch.status_code == 200, batch.text
+        for key, status, code in ((secure.b.read, 403, "wrong_key_kind"), ("stw_" + "x" * 43, 401, "invalid_key"),
+                                  (None, 401, "unauthorized")):
+            body = {**track, **({"writeKey": key} if key else {})}
+            refused = client.post("/v1/track", json=body)
+            assert (refused.status_code, refused.json()["code"]) == (status, code), refused.text
+    store = secure.pipeline.store
+    secure.pipeline.wait_for(lambda: len(stored(store, "user_id = 'seg-user'")) == 3, what="the Segment events")
+    assert sorted(row[0] for row in stored(store, "user_id = 'seg-user'")) == sorted(
+        [secure.a.project_id, secure.b.project_id, secure.b.project_id]
+    )
