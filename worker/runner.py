@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from opentelemetry.trace import SpanKind
 
 from streamtrack.auth.bots import BotFilter, screen
+from streamtrack.auth.privacy import anonymize_events
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
@@ -171,6 +172,8 @@ class Worker:
                 # Decoded at each attempt: a rebalance during a retry may have trimmed the batch.
                 events, rejected = decode_records(batch.messages)
                 events, bots = screen(self._bots, events, self.settings.bot_action)
+                if self.settings.anonymize_ip:
+                    events = anonymize_events(events)
                 return self._store(batch, events, rejected), events, rejected
 
             outcome = self._with_retries(attempt)

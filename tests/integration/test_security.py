@@ -102,7 +102,7 @@ def secure(broker: LocalBroker, store: EventStore, engine_path: Path) -> Iterato
         broker, store.database, engine_path.parent,
         STREAMTRACK_AUTH="on", STREAMTRACK_KEY_CACHE_SECONDS="1", STREAMTRACK_BOT_EVENTS_PER_SECOND="10",
         STREAMTRACK_RATE_LIMIT_ADDRESS_PER_S="0", STREAMTRACK_RATE_LIMIT_KEY_PER_S="0",
-        STREAMTRACK_CORS_ORIGINS="https://shop.example",
+        STREAMTRACK_CORS_ORIGINS="https://shop.example", STREAMTRACK_ANONYMIZE_IP="on",
     )
     settings = load_settings(env=env)
     running, stop = start_pipeline(settings, store)
@@ -457,3 +457,15 @@ def test_segment_api_takes_the_write_key_from_basic_auth_or_the_body(secure: Sec
     assert sorted(row[0] for row in stored(store, "user_id = 'seg-user'")) == sorted(
         [secure.a.project_id, secure.b.project_id, secure.b.project_id]
     )
+
+
+def test_ip_addresses_are_stored_anonymised(secure: Secure) -> None:
+    with secure.client(secure.a.write) as client:
+        assert client.post("/track", json={"event_type": "ip", "user_id": "ip-native"}).status_code == 202
+        segment = {"type": "track", "event": "ip", "userId": "ip-segment", "context": {"ip": "203.0.113.77"}}
+        assert client.post("/v1/track", json=segment, auth=(secure.a.write, "")).status_code == 200
+    store = secure.pipeline.store
+    where = "user_id IN ('ip-native', 'ip-segment')"
+    secure.pipeline.wait_for(lambda: len(stored(store, where)) == 2, what="the two events")
+    rows = store.backend.query(f"SELECT user_id, ip FROM `{store.database}`.events WHERE {where} ORDER BY user_id")
+    assert rows == [("ip-native", "127.0.0.0"), ("ip-segment", "203.0.113.0")]
