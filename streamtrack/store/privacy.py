@@ -11,10 +11,12 @@ merges), scoped to one project, matching the user id or the anonymous id.
 from __future__ import annotations
 
 from streamtrack.store.schema import (
+    ALIASES_TABLE,
     COPIES_TABLE,
     DAILY_TABLE,
     EVENT_IDS_TABLE,
     EVENTS_TABLE,
+    IDENTITIES_TABLE,
     LOCAL_TABLE,
     _on_cluster,
     daily_select,
@@ -59,19 +61,35 @@ def _user_rows(store: EventStore, project_id: str, user: str) -> tuple[int, list
     return int(rows), list(ids), list(days)
 
 
+def _erase_identity(store: EventStore, params: dict[str, object]) -> None:
+    """The user's Segment traits, the group calls they made, and the alias links naming them."""
+    store.backend.command(
+        f"DELETE FROM {_data_table(store, IDENTITIES_TABLE)} WHERE project_id = {{project:String}}"
+        " AND ((kind = 'user' AND id = {user:String}) OR member = {user:String})",
+        params,
+    )
+    store.backend.command(
+        f"DELETE FROM {_data_table(store, ALIASES_TABLE)} WHERE project_id = {{project:String}}"
+        " AND (previous_id = {user:String} OR user_id = {user:String})",
+        params,
+    )
+
+
 def erase_user(store: EventStore, project_id: str, user: str) -> int:
     """Delete the user's events in the project; returns the rows removed (copies included).
 
-    What was derived from those rows goes too: their ids in the copies registry (`event_ids`,
+    What was derived from those rows goes too: the user's traits, group calls and alias links
+    (`identities`, `aliases`), their ids in the copies registry (`event_ids`,
     `event_copies`), and the daily rollup rows of the project's affected days, rebuilt from the
     events that remain (the rollup's user states hold the user's hash). Events of the same
     project and day inserted during the rebuild, between its delete and its insert, would be
     counted twice in the rollup; erasure is rare and concerns past days, so this is accepted.
     """
     found, event_ids, days = _user_rows(store, project_id, user)
+    params: dict[str, object] = {"project": project_id, "user": user, "ids": event_ids, "days": days}
+    _erase_identity(store, params)
     if not found:
         return 0
-    params: dict[str, object] = {"project": project_id, "user": user, "ids": event_ids, "days": days}
     db = quote_identifier(store.database)
     store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_USER_ROWS}", params)
     for table in (EVENT_IDS_TABLE, COPIES_TABLE):

@@ -262,12 +262,19 @@ def test_bot_filter_flags_a_burst_and_known_agents_and_lets_normal_traffic_throu
 
 def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secure) -> None:
     store = secure.pipeline.store
+    for project in (secure.a, secure.b):  # traits of the same user id in both projects
+        identify = {"type": "identify", "userId": SHARED_USER, "traits": {"email": f"{project.project_id}@x.test"}}
+        with secure.client() as client:
+            assert client.post("/v1/identify", json=identify, auth=(project.write, "")).status_code == 200
+        with secure.client(project.read) as client:
+            secure.pipeline.wait_for(lambda: client.get(f"/users/{SHARED_USER}").status_code == 200, what="traits")
     before_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
     before_b = stored(store, "project_id = {p:String}", p=secure.b.project_id)
     with secure.client(secure.a.read) as client:
         response = client.delete(f"/users/{SHARED_USER}/events")
         assert response.status_code == 200, response.text
-        assert response.json() == {"project_id": secure.a.project_id, "user_id": SHARED_USER, "deleted_rows": 4}
+        assert response.json() == {"project_id": secure.a.project_id, "user_id": SHARED_USER, "deleted_rows": 5}
+        assert client.get(f"/users/{SHARED_USER}").status_code == 404  # the traits are gone too
         again = client.delete(f"/users/{SHARED_USER}/events")
         assert again.json()["deleted_rows"] == 0
         for value in INJECTIONS:
@@ -276,6 +283,8 @@ def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secu
     after_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
     assert after_a == [row for row in before_a if row[1] != SHARED_USER]
     assert stored(store, "project_id = {p:String}", p=secure.b.project_id) == before_b  # B's same user untouched
+    with secure.client(secure.b.read) as client:
+        assert client.get(f"/users/{SHARED_USER}").json()["traits"] == {"email": f"{secure.b.project_id}@x.test"}
     # What was derived from the rows goes too: the totals (a daily rollup) count what remains.
     with secure.client(secure.a.read) as client:
         overview = client.get("/analytics/overview").json()
