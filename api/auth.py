@@ -28,7 +28,7 @@ import msgspec
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamtrack.auth.keys import KeyKind, Principal
+from streamtrack.auth.keys import KeyKind
 from streamtrack.auth.privacy import anonymize_ip
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
 from streamtrack.auth.resolver import KeyResolver
@@ -168,7 +168,9 @@ class AuthGate:
                 "no key: send it as 'Authorization: Bearer KEY', as the HTTP Basic user name, or as 'X-StreamTrack-Key'",
             )
         try:
-            principal: Principal | None = await asyncio.to_thread(self.resolver.resolve, secret)
+            known, principal = self.resolver.cached(secret)
+            if not known:  # a cache miss queries ClickHouse: off the event loop
+                principal = await asyncio.to_thread(self.resolver.resolve, secret)
         except StoreUnavailable as exc:
             body: dict[str, object] = {"status": 503, "code": exc.code, "message": exc.message, "retry_after": 1}
             return 503, body, {"Retry-After": "1"}

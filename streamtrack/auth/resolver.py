@@ -23,14 +23,22 @@ class KeyResolver:
         self._cache: TTLCache[str, Principal | None] = TTLCache(maxsize=max_entries, ttl=max(ttl_seconds, 0.001))
         self._lock = threading.Lock()
 
-    def resolve(self, secret: str) -> Principal | None:
-        """The key's project and kind, or None for an unknown or revoked key. Blocking (may query)."""
+    def cached(self, secret: str) -> tuple[bool, Principal | None]:
+        """(known, principal) from the cache alone: never blocks, so the API asks it on the event loop."""
         if not secret or len(secret) > MAX_KEY_CHARS:
-            return None
+            return True, None
         key_hash = hash_key(secret)
         with self._lock:
             if key_hash in self._cache:
-                return self._cache[key_hash]
+                return True, self._cache[key_hash]
+        return False, None
+
+    def resolve(self, secret: str) -> Principal | None:
+        """The key's project and kind, or None for an unknown or revoked key. Blocking (may query)."""
+        known, principal = self.cached(secret)
+        if known:
+            return principal
+        key_hash = hash_key(secret)
         principal = find_key(self.store, key_hash)
         with self._lock:
             self._cache[key_hash] = principal
