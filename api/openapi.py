@@ -14,7 +14,7 @@ from pathlib import Path
 import swagger_ui_bundle
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec import Components, Example, OpenAPIMediaType, Operation, RequestBody, Schema, SecurityScheme
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.static_files import create_static_files_router
 
@@ -105,6 +105,14 @@ def openapi_config() -> OpenAPIConfig:
                 favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
             )
         ],
+        # README "Security": write keys for ingestion, read keys for everything else (Swagger's Authorize button).
+        components=Components(security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer", description="A project key: `Authorization: Bearer stw_…|str_…`."),
+            "header": SecurityScheme(type="apiKey", name="X-StreamTrack-Key", security_scheme_in="header",
+                                     description="A project key in its own header."),
+            "basic": SecurityScheme(type="http", scheme="basic", description="The key as the user name (Segment's SDKs)."),
+        }),
+        security=[{"bearer": []}, {"header": []}, {"basic": []}],
     )
 
 

@@ -478,3 +478,12 @@ def test_ip_addresses_are_stored_anonymised(secure: Secure) -> None:
     secure.pipeline.wait_for(lambda: len(stored(store, where)) == 2, what="the two events")
     rows = store.backend.query(f"SELECT user_id, ip FROM `{store.database}`.events WHERE {where} ORDER BY user_id")
     assert rows == [("ip-native", "127.0.0.0"), ("ip-segment", "203.0.113.0")]
+
+
+def test_openapi_documents_the_key_schemes(secure: Secure) -> None:
+    with secure.client() as client:  # the docs are public
+        document = client.get("/schema/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "description": schemes["bearer"]["description"]}
+    assert (schemes["header"]["in"], schemes["header"]["name"]) == ("header", "X-StreamTrack-Key")
+    assert {"bearer": []} in document["security"]
