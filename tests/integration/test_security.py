@@ -30,6 +30,7 @@ from streamtrack.loadgen.sender import LoadPlan, run_load
 from streamtrack.loadgen.traffic import Traffic
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
+from streamtrack.smoke import SmokeFailure, run_smoke
 from streamtrack.store.keys import add_key, create_project, migrate_keys, revoke_keys
 from streamtrack.telemetry import metrics
 from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
@@ -487,3 +488,11 @@ def test_openapi_documents_the_key_schemes(secure: Secure) -> None:
     assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "description": schemes["bearer"]["description"]}
     assert (schemes["header"]["in"], schemes["header"]["name"]) == ("header", "X-StreamTrack-Key")
     assert {"bearer": []} in document["security"]
+
+
+def test_smoke_test_with_keys(secure: Secure) -> None:
+    lines: list[str] = []
+    result = run_smoke(secure.pipeline.url, timeout_s=60, say=lines.append, write_key=secure.a.write, read_key=secure.a.read)
+    assert result.event_id.startswith("smoke-") and lines[-1].startswith("ok   GET /activities finds")
+    with pytest.raises(SmokeFailure, match="POST /track answered 401"):
+        run_smoke(secure.pipeline.url, timeout_s=10, say=lines.append)
