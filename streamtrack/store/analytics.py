@@ -8,12 +8,12 @@ Deduplication, exact and cheap. Each event id counts once, at its earliest copy 
 the rows that match the query's filters (as /activities does). Grouping every row by
 event id is exact but costs ~0.35-2.5 s at 10M rows on two cores, while stored copies are
 rare (the worker drops nearly all redeliveries). So a query runs in two steps:
-1. The reader takes the candidates from the copies registry (`copies.candidate_hashes`,
-   filled at write time): the 64-bit hashes of the ids stored more than once.
-2. The analytic query reads `source(...)`: plain rows of every event whose hash is not a
-   candidate, plus the candidates grouped by their real id, one row each at its earliest
-   copy; a hash collision between two different ids thus only costs a little grouping,
-   the counts stay exact. With no candidates (the usual case) it is just the rows.
+1. The reader takes the candidates from the copies registry (`copies.candidate_ids`,
+   filled at write time): the ids stored more than once whose copies' times overlap the
+   range (an id with one copy in the range is an extra candidate: grouped, counted once).
+2. The analytic query reads `source(...)`: plain rows of every event that is not a
+   candidate, plus the candidates grouped by id, one row each at its earliest copy. With
+   no candidates (the usual case) it is just the rows.
 If there are more than `MAX_DUPLICATES` candidates (something went badly wrong
 upstream), `source` falls back to grouping every row by event id: slower, still exact.
 
@@ -138,15 +138,16 @@ def _where(fragments: Sequence[str]) -> str:
     return "WHERE " + "\n  AND ".join(fragments) if fragments else ""
 
 
-# An IN over a subquery builds a hash set once; has() on the array would scan it for every row.
-_IS_CANDIDATE = "cityHash64(event_id) IN (SELECT toUInt64(arrayJoin({duplicates:Array(String)})))"
+# The candidates' rows are found through the event_id bloom filter index, which skips every
+# granule that holds none of them (most, when copies are rare).
+_IS_CANDIDATE = "event_id IN {duplicates:Array(String)}"
 
 
 def source(database: str, filters: Filter, duplicates: Sequence[str] | None, params: dict[str, Any]) -> str:
     """Each matching event once, at its earliest copy: columns `ts` + SOURCE_COLUMNS (step 2).
 
-    `duplicates` from the copies registry (`copies.candidate_hashes`); None means "unknown
-    or too many": group every row.
+    `duplicates`: the ids the copies registry lists (`copies.candidate_ids`); None means
+    "unknown or too many": group every row.
     ClickHouse drops the columns the outer query does not use.
     """
     where = filters.where(params)

@@ -148,9 +148,9 @@ class Analytics:
         return self.store.backend.query(query.sql, query.params)
 
     def duplicates(self, filters: Filter) -> list[str] | None:
-        """Hashes of the ids stored more than once around `filters`' time range, from the copies
-        registry (a few rows, no scan of the events); None if there are too many to list."""
-        query = copies.candidate_hashes(
+        """The ids stored more than once around `filters`' time range, from the copies registry
+        (a few rows, no scan of the events); None if there are too many to list."""
+        query = copies.candidate_ids(
             self.database, filters.start_ms, filters.end_ms, limit=analytics.MAX_DUPLICATES + 1
         )
         ids = [row[0] for row in self._rows(query)]

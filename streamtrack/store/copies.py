@@ -97,25 +97,11 @@ def _overlapping(start_ms: int | None, end_ms: int | None, params: dict[str, Any
 
 
 def candidate_ids(database: str, start_ms: int | None, end_ms: int | None, *, limit: int) -> Query:
-    """The ids with copies whose times overlap [start_ms, end_ms) (None: unbounded), at most `limit`."""
+    """The ids with copies whose times overlap [start_ms, end_ms) (None: unbounded), at most `limit`.
+
+    An id with only one copy in the range is an extra candidate: grouped, counted once anyway.
+    """
     params: dict[str, Any] = {"limit": limit}
     where = _overlapping(start_ms, end_ms, params)
     sql = f"SELECT DISTINCT event_id FROM {_table(database, COPIES_TABLE)} {where} LIMIT {{limit:UInt32}}"
-    return Query(sql, params)
-
-
-def candidate_hashes(database: str, start_ms: int | None, end_ms: int | None, *, limit: int) -> Query:
-    """cityHash64 (as text) of the ids with copies whose times overlap [start_ms, end_ms).
-
-    An id with no copy in the range is only an extra candidate (grouped, counted once anyway).
-    """
-    params: dict[str, Any] = {"limit": limit}
-    sql = "\n".join(
-        [
-            f"SELECT toString(cityHash64(event_id)) AS h FROM {_table(database, COPIES_TABLE)}",
-            _overlapping(start_ms, end_ms, params),
-            "GROUP BY h",
-            "LIMIT {limit:UInt32}",
-        ]
-    )
     return Query(sql, params)

@@ -93,10 +93,8 @@ def test_the_analytics_take_their_candidates_from_the_registry_and_stay_exact(cl
     assert reader.duplicates(day) == []  # no copies: the plain single-scan query
     assert reader.overview(now_ms=T0 + DAY).total_events == 10
     clean_store.insert([event("e1", at=T0 + 1), event("e2", at=T0 + 3 * DAY)])  # copies, one far off
-    assert len(reader.duplicates(day) or []) == 2
-    assert reader.duplicates(Filter(start_ms=T0 + 2 * DAY, end_ms=T0 + 4 * DAY)) == [
-        reader.duplicates(Filter(start_ms=T0 + 3 * DAY, end_ms=T0 + 3 * DAY + 1))[0]  # type: ignore[index]
-    ]
+    assert sorted(reader.duplicates(day) or []) == ["e1", "e2"]  # e2: only one copy in the day, harmless
+    assert reader.duplicates(Filter(start_ms=T0 + 2 * DAY, end_ms=T0 + 4 * DAY)) == ["e2"]
     assert reader.duplicates(Filter(start_ms=T0 + 4 * DAY, end_ms=T0 + 5 * DAY)) == []
     overview = reader.overview(now_ms=T0 + DAY)
     assert (overview.total_events, overview.unique_users) == (10, 3)

@@ -56,11 +56,11 @@ def test_ids_and_times_travel_as_parameters() -> None:
     nasty = "x'; DROP TABLE events; --"
     record = copies.record("db", [nasty, nasty, "b"])
     assert "DROP" not in record.sql and record.params == {"ids": [nasty, "b"]}
-    query = copies.candidate_hashes("db", 5, 9, limit=3)
+    query = copies.candidate_ids("db", 5, 9, limit=3)
     assert query.params == {"start_ms": 5, "end_ms": 9, "limit": 3}
     assert " AND last >= " in query.sql and " AND first < " in query.sql
     # the caller's project only: the parameter the API's project view supplies
-    assert "WHERE project_id = {scope_project:String}\n" in copies.candidate_hashes("db", None, None, limit=3).sql
+    assert "WHERE project_id = {scope_project:String} LIMIT" in copies.candidate_ids("db", None, None, limit=3).sql
 
 
 def test_identifiers_are_checked() -> None:
