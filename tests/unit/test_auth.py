@@ -139,3 +139,17 @@ def test_screen_flags_or_drops() -> None:
 )
 def test_ip_anonymisation(address: str, expected: str) -> None:
     assert anonymize_ip(address) == expected
+
+
+def test_key_tables_ddl_single_node_and_cluster() -> None:
+    from streamtrack.store.keys import key_statements
+
+    single = key_statements("db")
+    assert [s.split(" (")[0] for s in single] == [
+        "CREATE TABLE IF NOT EXISTS `db`.`projects`", "CREATE TABLE IF NOT EXISTS `db`.`api_keys`"
+    ]
+    assert all("ENGINE = ReplacingMergeTree(version)" in s for s in single)
+    cluster = key_statements("db", "c1")
+    assert all(" ON CLUSTER `c1` " in s for s in cluster)
+    # one copy on every node (no {shard} in the path): any node answers a key lookup
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/api_keys', '{replica}', version)" in cluster[1]
