@@ -496,3 +496,21 @@ def test_smoke_test_with_keys(secure: Secure) -> None:
     assert result.event_id.startswith("smoke-") and lines[-1].startswith("ok   GET /activities finds")
     with pytest.raises(SmokeFailure, match="POST /track answered 401"):
         run_smoke(secure.pipeline.url, timeout_s=10, say=lines.append)
+
+
+def test_profiles_of_project_b_are_not_found_with_project_as_key(secure: Secure) -> None:
+    with secure.client() as client:
+        for body in ({"type": "identify", "userId": "b-profile", "traits": {"plan": "b"}},
+                     {"type": "group", "userId": "b-profile", "groupId": "b-group", "traits": {"name": "b"}}):
+            path = f"/v1/{body['type']}"
+            assert client.post(path, json=body, auth=(secure.b.write, "")).status_code == 200
+    with secure.client(secure.b.read) as client:
+        secure.pipeline.wait_for(lambda: client.get("/groups/b-group").status_code == 200, what="B's group")
+        assert client.get("/users/b-profile").json()["traits"] == {"plan": "b"}
+    with secure.client(secure.a.read) as client:
+        assert client.get("/users/b-profile").status_code == 404
+        assert client.get("/groups/b-group").status_code == 404
+        for value in INJECTIONS:
+            for path in ("/users/{}", "/groups/{}"):
+                response = client.get(path.format(quote(value, safe="")))
+                assert response.status_code == 404 and not any(m in response.text for m in ("b-profile", "b-group"))
