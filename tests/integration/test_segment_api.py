@@ -451,3 +451,56 @@ def test_cluster_form_of_the_identity_tables_is_valid_clickhouse_sql(store: Even
     for statement in statements:
         [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
         assert "ON CLUSTER prod" in formatted
+
+
+def test_analytics_count_an_anonymous_visitor_and_the_user_it_became_once(pipeline: Pipeline) -> None:
+    """Alias merging: identify (anonymous id -> user) and alias (old id -> user) links join their events."""
+    anon, user, old, user2 = _id("anon"), _id("u"), _id("old"), _id("u2")
+    day = datetime(2025, 5, 5, 10, tzinfo=UTC)
+
+    def at(minute: int) -> str:
+        return _iso(day + timedelta(minutes=minute))
+
+    batch = [
+        {
+            "type": "page",
+            "anonymousId": anon,
+            "properties": {"url": "https://shop.example/"},
+            "timestamp": at(0),
+        },
+        {"type": "track", "anonymousId": anon, "event": "Cart", "timestamp": at(1)},
+        {
+            "type": "identify",
+            "userId": user,
+            "anonymousId": anon,
+            "traits": {"plan": "pro"},
+            "timestamp": at(2),
+        },
+        {"type": "track", "userId": user, "event": "Purchased", "timestamp": at(3)},
+        {"type": "track", "userId": old, "event": "Purchased", "timestamp": at(4)},
+        {"type": "alias", "userId": user2, "previousId": old, "timestamp": at(5)},
+    ]
+    window = {"from": "2025-05-05T00:00:00Z", "to": "2025-05-06T00:00:00Z"}
+    with pipeline.client() as client:
+        assert _post(client, "/v1/batch", {"batch": batch}).status_code == 200
+
+        def series() -> dict[str, Any]:
+            return client.get("/analytics/timeseries", params={**window, "interval": "day"}).json()
+
+        pipeline.wait_for(
+            lambda: sum(p["events"] for p in series()["series"][0]["points"]) == 6, what="6 events"
+        )
+        [point] = [p for p in series()["series"][0]["points"] if p["events"]]
+        assert point["users"] == 2  # anon + user are one person, old + user2 another (4 ids)
+        funnel = client.get(
+            "/analytics/funnel", params={**window, "steps": ["page_view", "Cart", "Purchased"]}
+        ).json()
+        assert [s["users"] for s in funnel["steps"]] == [1, 1, 1]  # the anonymous start converts as the user
+        breakdown = client.get("/analytics/breakdown", params={**window, "dimension": "event_type"}).json()
+        assert {r["value"]: r["users"] for r in breakdown["rows"]} == {
+            "page_view": 1,
+            "Cart": 1,
+            "$identify": 1,
+            "Purchased": 2,
+            "$alias": 1,
+        }
