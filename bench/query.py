@@ -26,7 +26,7 @@ from streamtrack.events import DEFAULT_PROJECT
 from streamtrack.store import EventStore, copies, open_store
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, Analytics
-from streamtrack.store.schema import COPIES_TABLE, DAILY_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE
+from streamtrack.store.schema import COPIES_TABLE, DAILY_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE, HOURLY_TABLE
 from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
 
@@ -63,6 +63,7 @@ def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
         "timeseries by event_type (top 5)": lambda: reader.timeseries(
             week, interval="hour", group_by="event_type"
         ),
+        "breakdown channel": lambda: reader.breakdown(week, by="channel", limit=20),
         "breakdown url": lambda: reader.breakdown(week, by="url", limit=20),
         "breakdown property:plan": lambda: reader.breakdown(week, by="property:plan", limit=20),
         "top-pages": lambda: reader.top_pages(week, limit=10),
@@ -91,7 +92,7 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int = 2000) -> None:
-    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE):
+    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE, HOURLY_TABLE):
         store.backend.command(f"TRUNCATE TABLE `{store.database}`.`{table}`")
     store.backend.command(
         FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, count=size)

@@ -204,6 +204,10 @@ class Analytics:
     ) -> Timeseries:
         """Events and users per bucket from filters.start_ms to filters.end_ms, zeros included."""
         assert filters.start_ms is not None and filters.end_ms is not None
+        if interval != "minute" and (copy_rows := self._copy_rows(filters, group_by)) is not None:
+            hourly = self._hourly_timeseries(filters, copy_rows, interval=interval, group_by=group_by, top=top)
+            if hourly is not None:
+                return hourly
         scoped = analytics.dimension_filter(group_by, filters)
         duplicates = self.duplicates(scoped)
         names: list[str] = []
@@ -218,8 +222,15 @@ class Analytics:
             group_by=group_by,
             top=names,
         )
+        return self._series(filters, self._rows(query), interval=interval, group_by=group_by, names=names)
+
+    def _series(
+        self, filters: Filter, rows: list[tuple[Any, ...]], *, interval: str, group_by: str | None, names: list[str]
+    ) -> Timeseries:
+        """Rows (bucket, is_top, value, events, users) shaped as series, empty buckets as zeros."""
+        assert filters.start_ms is not None and filters.end_ms is not None
         counts: dict[str, dict[int, tuple[int, int]]] = {}
-        for bucket, is_top, value, events, users in self._rows(query):
+        for bucket, is_top, value, events, users in rows:
             name = value if (group_by is None or is_top) else OTHER
             counts.setdefault("all" if group_by is None else name, {})[bucket] = (events, users)
         starts = bucket_starts(filters.start_ms, filters.end_ms, interval)
@@ -244,7 +255,94 @@ class Analytics:
         )
         return [BreakdownRow(value, events, users) for value, events, users in self._rows(query)]
 
+    def _copy_rows(self, filters: Filter, by: str | None) -> list[tuple[Any, ...]] | None:
+        """The copied ids' rows in range (event_id, ms, value) when the hourly rollup covers the
+        query: its filters and dimension are event type or channel, a bounded range, the project
+        has no alias links (the raw path merges identities), few copies. None: it does not."""
+        covered = filters._replace(event_type=None, channel=None) == Filter(filters.start_ms, filters.end_ms)
+        if not covered or by not in (None, *rollups.HOURLY_DIMENSIONS):
+            return None
+        if filters.start_ms is None or filters.end_ms is None:
+            return None
+        if self._rows(rollups.has_links(self.database)) != [(0,)]:
+            return None
+        ids = self.duplicates(filters)
+        if ids is None:
+            return None
+        if not ids:
+            return []
+        query = rollups.copy_rows(
+            self.database, start_ms=filters.start_ms, end_ms=filters.end_ms, equals=_equals(filters), by=by, ids=ids
+        )
+        return self._rows(query)
+
+    @staticmethod
+    def _extra_rows(
+        copy_rows: list[tuple[Any, ...]], *, step_ms: int, origin_ms: int
+    ) -> list[tuple[int, str, int]] | None:
+        """Rows to subtract per (bucket, value): each copied id's rows beyond its earliest. None when
+        one lies in another bucket or value than its earliest: it would add its user there."""
+        by_id: dict[str, list[tuple[int, str]]] = {}
+        for event_id, ms, value in copy_rows:
+            by_id.setdefault(event_id, []).append((ms, value))
+        extra: dict[tuple[int, str], int] = {}
+        for rows in by_id.values():
+            rows.sort()
+            first = rows[0]
+            home = ((first[0] - origin_ms) // step_ms * step_ms + origin_ms, first[1])
+            for ms, value in rows[1:]:
+                if ((ms - origin_ms) // step_ms * step_ms + origin_ms, value) != home:
+                    return None
+                extra[home] = extra.get(home, 0) + 1
+        return [(bucket, value, n) for (bucket, value), n in extra.items()]
+
+    def _hourly_rows(
+        self, filters: Filter, extra_rows: list[tuple[int, str, int]], *, by: str | None, step_ms: int,
+        origin_ms: int, top: list[str] | None = None, users: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        assert filters.start_ms is not None and filters.end_ms is not None
+        query = rollups.hourly_counts(
+            self.database, start_ms=filters.start_ms, end_ms=filters.end_ms, equals=_equals(filters), by=by,
+            step_ms=step_ms, origin_ms=origin_ms, extra_rows=extra_rows, top=top, users=users,
+        )
+        return self._rows(query)
+
+    def _hourly_breakdown(
+        self, filters: Filter, copy_rows: list[tuple[Any, ...]], *, by: str, limit: int, users: bool = True
+    ) -> list[BreakdownRow] | None:
+        """The breakdown from the hourly rollup (one bucket: the range); None: the raw rows answer."""
+        assert filters.start_ms is not None and filters.end_ms is not None
+        step, origin = filters.end_ms - filters.start_ms, filters.start_ms
+        extra_rows = self._extra_rows(copy_rows, step_ms=step, origin_ms=origin)
+        if extra_rows is None:
+            return None
+        rows = self._hourly_rows(filters, extra_rows, by=by, step_ms=step, origin_ms=origin, users=users)
+        ordered = sorted(rows, key=lambda row: (-row[3], row[2]))[:limit]
+        return [BreakdownRow(value, events, uniques) for _, _, value, events, uniques in ordered]
+
+    def _hourly_timeseries(
+        self, filters: Filter, copy_rows: list[tuple[Any, ...]], *, interval: str, group_by: str | None, top: int
+    ) -> Timeseries | None:
+        """The timeseries from the hourly rollup; None (the raw rows answer) when a copy crosses a bucket."""
+        step, origin = INTERVALS[interval], bucket_origin(interval)
+        extra_rows = self._extra_rows(copy_rows, step_ms=step, origin_ms=origin)
+        if extra_rows is None:
+            return None
+        names: list[str] = []
+        if group_by is not None:
+            ranked = self._hourly_breakdown(filters, copy_rows, by=group_by, limit=top, users=False)
+            assert ranked is not None  # no copy crosses a bucket: none crosses the range either
+            names = [row.value for row in ranked]
+        rows = self._hourly_rows(
+            filters, extra_rows, by=group_by, step_ms=step, origin_ms=origin, top=None if group_by is None else names
+        )
+        return self._series(filters, rows, interval=interval, group_by=group_by, names=names)
+
     def breakdown(self, filters: Filter, *, by: str, limit: int) -> Breakdown:
+        if (copy_rows := self._copy_rows(filters, by)) is not None:
+            hourly = self._hourly_breakdown(filters, copy_rows, by=by, limit=limit)
+            if hourly is not None:
+                return Breakdown(dimension=by, rows=hourly)
         duplicates = self.duplicates(analytics.dimension_filter(by, filters))
         return Breakdown(dimension=by, rows=self._breakdown(filters, duplicates, by=by, limit=limit))
 
@@ -338,6 +436,12 @@ class Analytics:
                 Cohort(cohort=cohort, users=users, retained=seen, rates=[ratio(n, users) for n in seen])
             )
         return Retention(period=period, cohorts=cohorts)
+
+
+def _equals(filters: Filter) -> dict[str, str]:
+    """The column = value filters the hourly rollup keeps."""
+    pairs = (("event_type", filters.event_type), ("channel", filters.channel))
+    return {column: value for column, value in pairs if value is not None}
 
 
 def _day_ms(date: str) -> int:

@@ -24,7 +24,9 @@ from streamtrack.store.schema import (
     DAILY_TABLE,
     EVENT_IDS_TABLE,
     EVENTS_TABLE,
+    HOURLY_TABLE,
     daily_select,
+    hourly_select,
     quote_identifier,
 )
 
@@ -57,17 +59,18 @@ def record(database: str, event_ids: Sequence[str]) -> Query:
 
 
 def needs_backfill(database: str) -> Query:
-    """One row (1 or 0): `events` has rows but `event_ids` or the rollup is empty (data stored before them)."""
+    """One row (1 or 0): `events` has rows but `event_ids` or a rollup is empty (data stored before them)."""
     sql = (
         f"SELECT (SELECT count() FROM {_table(database, EVENTS_TABLE)}) > 0"
         f" AND ((SELECT count() FROM {_table(database, EVENT_IDS_TABLE)}) = 0"
-        f" OR (SELECT count() FROM {_table(database, DAILY_TABLE)}) = 0)"
+        f" OR (SELECT count() FROM {_table(database, DAILY_TABLE)}) = 0"
+        f" OR (SELECT count() FROM {_table(database, HOURLY_TABLE)}) = 0)"
     )
     return Query(sql, {})
 
 
 def backfill(database: str) -> list[str]:
-    """Rebuild the tables derived from `events` (ids, copies, daily rollup) from the rows stored.
+    """Rebuild the tables derived from `events` (ids, copies, daily and hourly rollups) from the rows stored.
 
     Together, from one state of `events`: the rollup's row counts are corrected by the rows
     `event_ids` counts per copied id, so both must have counted the same rows. Run it before
@@ -75,12 +78,13 @@ def backfill(database: str) -> list[str]:
     """
     events = _table(database, EVENTS_TABLE)
     ids = _table(database, EVENT_IDS_TABLE)
-    derived = (EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE)
+    derived = (EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE, HOURLY_TABLE)
     return [
         *(f"TRUNCATE TABLE {_table(database, table)}" for table in derived),
         f"INSERT INTO {ids} SELECT event_id, timestamp, project_id, is_bot FROM {events}",
         f"INSERT INTO {_table(database, COPIES_TABLE)}\nSELECT {_SUMMARY} FROM {ids}\n{_COPIES_ONLY}",
         f"INSERT INTO {_table(database, DAILY_TABLE)}\n{daily_select(events)}",
+        f"INSERT INTO {_table(database, HOURLY_TABLE)}\n{hourly_select(events)}",
     ]
 
 

@@ -16,10 +16,12 @@ from streamtrack.store.schema import (
     DAILY_TABLE,
     EVENT_IDS_TABLE,
     EVENTS_TABLE,
+    HOURLY_TABLE,
     IDENTITIES_TABLE,
     LOCAL_TABLE,
     _on_cluster,
     daily_select,
+    hourly_select,
     quote_identifier,
 )
 from streamtrack.store.store import EventStore
@@ -80,7 +82,7 @@ def erase_user(store: EventStore, project_id: str, user: str) -> int:
 
     What was derived from those rows goes too: the user's traits, group calls and alias links
     (`identities`, `aliases`), their ids in the copies registry (`event_ids`,
-    `event_copies`), and the daily rollup rows of the project's affected days, rebuilt from the
+    `event_copies`), and the daily and hourly rollup rows of the project's affected days, rebuilt from the
     events that remain (the rollup's user states hold the user's hash). Events of the same
     project and day inserted during the rebuild, between its delete and its insert, would be
     counted twice in the rollup; erasure is rare and concerns past days, so this is accepted.
@@ -104,6 +106,14 @@ def erase_user(store: EventStore, project_id: str, user: str) -> int:
     )
     store.backend.command(
         f"INSERT INTO {db}.`{DAILY_TABLE}`\n{daily_select(f'(SELECT * FROM {db}.`{EVENTS_TABLE}` WHERE {in_days})')}",
+        params,
+    )
+    store.backend.command(
+        f"DELETE FROM {_data_table(store, HOURLY_TABLE)} WHERE project_id = {{project:String}} AND toDate(hour) IN {{days:Array(Date)}}",
+        params,
+    )
+    store.backend.command(
+        f"INSERT INTO {db}.`{HOURLY_TABLE}`\n{hourly_select(f'(SELECT * FROM {db}.`{EVENTS_TABLE}` WHERE {in_days})')}",
         params,
     )
     return found

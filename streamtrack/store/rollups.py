@@ -22,9 +22,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from streamtrack.store.analytics import USER
 from streamtrack.store.copies import SCOPE
 from streamtrack.store.queries import Query
-from streamtrack.store.schema import COPIES_TABLE, DAILY_TABLE, EVENTS_TABLE, quote_identifier
+from streamtrack.store.schema import (
+    ALIASES_TABLE,
+    COPIES_TABLE,
+    DAILY_TABLE,
+    EVENTS_TABLE,
+    HOURLY_PRECISION,
+    HOURLY_TABLE,
+    quote_identifier,
+)
+from streamtrack.store.scoped import PROJECT_ROWS
 
 
 def _table(database: str, name: str) -> str:
@@ -115,6 +125,148 @@ def boundary_copies(database: str, *, start_ms: int, end_ms: int, bounds: Sequen
             f"      FROM ({_LATEST_RECORDS} FROM {_table(database, COPIES_TABLE)}",
             f"            WHERE {SCOPE} GROUP BY event_id))",
             "ARRAY JOIN kept AS t",
+        ]
+    )
+    return Query(sql, params)
+
+
+# --- the hourly rollup: timeseries and breakdowns by event type or channel -----------------
+
+HOURLY_DIMENSIONS = ("event_type", "channel")
+"""The dimensions (and filters) the hourly rollup keeps; others are answered from the raw rows."""
+
+_BUCKET = "intDiv({ms} - {{origin:Int64}}, {{step:Int64}}) * {{step:Int64}} + {{origin:Int64}}"
+
+
+def has_links(database: str) -> Query:
+    """One row (1 or 0): the caller's project has alias links (the raw path then merges
+    identities, which the rollup's states, made as events arrive, cannot)."""
+    sql = f"SELECT count() > 0 FROM {_table(database, ALIASES_TABLE)} WHERE {SCOPE}"
+    return Query(sql, {})
+
+
+def copy_rows(
+    database: str, *, start_ms: int, end_ms: int, equals: dict[str, str], by: str | None, ids: Sequence[str]
+) -> Query:
+    """Rows (event_id, ms, value) of the copied `ids` in [start_ms, end_ms) that match `equals`:
+    what the reader needs to subtract their extra rows and to see whether one crosses a bucket
+    (read through the event_id bloom filter index)."""
+    where, params = _equals(equals, by)
+    params.update({"start_ms": start_ms, "end_ms": end_ms, "ids": list(ids)})
+    t = "toUnixTimestamp64Milli(timestamp)"
+    sql = "\n".join(
+        [
+            f"SELECT event_id, {t}, {by or repr('')} FROM {_table(database, EVENTS_TABLE)}",
+            f"WHERE {' AND '.join([PROJECT_ROWS, *where])} AND event_id IN {{ids:Array(String)}}",
+            f"  AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
+        ]
+    )
+    return Query(sql, params)
+
+
+def _equals(equals: dict[str, str], by: str | None) -> tuple[list[str], dict[str, Any]]:
+    """WHERE fragments for column = value filters and their parameters (rollup columns only)."""
+    if not {*equals, *([by] if by else [])} <= set(HOURLY_DIMENSIONS):
+        raise ValueError(f"the hourly rollup keeps {HOURLY_DIMENSIONS} only")
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    for i, (column, value) in enumerate(sorted(equals.items())):
+        params[f"eq_{i}"] = value
+        where.append(f"{column} = {{eq_{i}:String}}")
+    return where, params
+
+
+def hourly_counts(
+    database: str,
+    *,
+    start_ms: int,
+    end_ms: int,
+    equals: dict[str, str],
+    by: str | None,
+    step_ms: int,
+    origin_ms: int,
+    extra_rows: Sequence[tuple[int, str, int]],
+    top: Sequence[str] | None = None,
+    users: bool = True,
+) -> Query:
+    """Rows (bucket ms, is_top, value, events, users) over [start_ms, end_ms): the whole hours from
+    `events_hourly`, the partial hours at both ends from the raw rows, minus `extra_rows`
+    (bucket ms, value, rows): the stored copies beyond each event's earliest, so event counts
+    are exact. `equals`: column = value filters (event_type, channel); `by`: None or one
+    of them; `top`: values that are their own series (None: every value is, is_top = 1).
+
+    Users merge the hours' uniqCombined states: a copy that lies in another bucket than its
+    event's earliest copy would add its user there, so the reader answers such ranges from the
+    raw rows (`copy_rows` tells).
+    `users=False`: users are 0, no state is merged (ranking values by events is ~free).
+    """
+    hour = 3_600_000
+    params: dict[str, Any] = {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "step": step_ms,
+        "origin": origin_ms,
+        "inner_start": -(-start_ms // hour) * hour,  # the whole hours: [inner_start, inner_end)
+        "inner_end": end_ms // hour * hour,
+    }
+    where, filters = _equals(equals, by)
+    params.update(filters)
+    value = by if by is not None else "''"
+    t = "toUnixTimestamp64Milli(timestamp)"
+    raw = " AND ".join([PROJECT_ROWS, *where])
+    # The hours' states as stored (merged once, in the outer query).
+    hours = "\n".join(
+        [
+            f"SELECT {_BUCKET.format(ms='toInt64(toUnixTimestamp(hour)) * 1000')} AS bucket, {value} AS value,",
+            "  toInt64(events) AS n, users AS u",
+            f"FROM {_table(database, HOURLY_TABLE)}",
+            f"WHERE {' AND '.join([SCOPE, *where])}",
+            "  AND hour >= toDateTime(intDiv({inner_start:Int64}, 1000), 'UTC')",
+            "  AND hour < toDateTime(intDiv({inner_end:Int64}, 1000), 'UTC')",
+        ]
+    )
+    edges = "\n".join(
+        [
+            f"SELECT {_BUCKET.format(ms=t)} AS bucket, {value} AS value,",
+            f"  toInt64(count()) AS n, uniqCombinedState({HOURLY_PRECISION})({USER}) AS u",
+            f"FROM {_table(database, EVENTS_TABLE)}",
+            f"WHERE {raw} AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
+            f"  AND ({t} < least({{inner_start:Int64}}, {{end_ms:Int64}})",
+            f"    OR {t} >= greatest({{inner_end:Int64}}, {{inner_start:Int64}}))",
+            "GROUP BY bucket, value",
+        ]
+    )
+    parts = [hours, edges]
+    if extra_rows:
+        # Each copied id's rows beyond its earliest (`copy_rows`, counted by the reader), subtracted.
+        # (Array(String) parameters: the backends pass strings and lists of strings.)
+        buckets, values, counts = zip(*extra_rows, strict=True)
+        params["extra_buckets"] = [str(b) for b in buckets]
+        params["extra_values"] = list(values)
+        params["extra_counts"] = [str(c) for c in counts]
+        parts.append(
+            "SELECT c.1 AS bucket, c.2 AS value, -c.3 AS n,"
+            f" uniqCombinedIfState({HOURLY_PRECISION})('', 0) AS u\n"
+            "FROM (SELECT arrayJoin(arrayZip(arrayMap(x -> toInt64(x), {extra_buckets:Array(String)}),"
+            " {extra_values:Array(String)}, arrayMap(x -> toInt64(x), {extra_counts:Array(String)}))) AS c)\n"
+            "GROUP BY bucket, value, n"
+        )
+    if top is None:
+        series = "1 AS is_top, value AS shown"
+    else:
+        params["top"] = list(top)
+        series = "value IN {top:Array(String)} AS is_top, if(is_top, value, '') AS shown"
+    union = "\nUNION ALL\n".join(parts)
+    merged = f"uniqCombinedMerge({HOURLY_PRECISION})(u)" if users else "toUInt64(0)"
+    sql = "\n".join(
+        [
+            f"SELECT bucket, {series}, sum(n) AS events, {merged} AS users",
+            "FROM (",
+            union,
+            ")",
+            "GROUP BY bucket, is_top, shown",
+            "HAVING events > 0",
+            "ORDER BY bucket, is_top DESC, events DESC, shown",
         ]
     )
     return Query(sql, params)

@@ -344,3 +344,60 @@ def rollup_statements(database: str, cluster: str = "") -> list[str]:
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{DAILY_VIEW}`{on_cluster} TO {db}.`{local}`\n"
         f"AS {daily_select(f'{db}.`{LOCAL_TABLE}`')}",
     ]
+
+
+# --- hourly rollup (issue 3: 7-day timeseries and breakdowns by event type or channel) ------
+#
+# One row per project, UTC hour, event type and channel (bots left out), fed like the daily
+# one: stored rows and a user state. It serves timeseries and breakdowns whose filters and
+# dimension it covers (`rollups.hourly_counts`); a 7-day range merges ~168 x types x channels
+# small states instead of scanning ~2M rows. Rows include stored copies, corrected at read.
+HOURLY_TABLE = "events_hourly"
+HOURLY_VIEW = "events_hourly_mv"
+HOURLY_PRECISION = 14
+"""uniqCombined's precision in the hourly states (default 17): a 7-day range merges thousands of
+states, ~2x faster at 14 (16k HyperLogLog cells, ~0.8 % standard error; small sets exact)."""
+
+HOURLY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("project_id", "LowCardinality(String)"),
+    ("hour", "DateTime('UTC')"),
+    ("event_type", "LowCardinality(String)"),
+    ("channel", "LowCardinality(String)"),
+    ("events", "SimpleAggregateFunction(sum, UInt64)"),
+    ("users", f"AggregateFunction(uniqCombined({HOURLY_PRECISION}), String)"),
+)
+_HOURLY_SELECT = (
+    "SELECT project_id, toStartOfHour(timestamp) AS hour, event_type, channel, count() AS events,\n"
+    f"  uniqCombinedState({HOURLY_PRECISION})(if(user_id != '', user_id, anonymous_id)) AS users\n"
+    "FROM {source}\nWHERE is_bot = 0\nGROUP BY project_id, hour, event_type, channel"
+)
+
+
+def hourly_select(source: str) -> str:
+    """The hourly rollup rows of the events in `source`: the view's query and the rebuilds'."""
+    return _HOURLY_SELECT.format(source=source)
+
+
+def hourly_statements(database: str, cluster: str = "") -> list[str]:
+    """The DDL of the hourly rollup (after `schema_statements`), single node or cluster form."""
+    db = quote_identifier(database)
+    on_cluster = _on_cluster(cluster)
+    definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in HOURLY_COLUMNS)
+    key = "PARTITION BY toYYYYMM(hour)\nORDER BY (project_id, hour, event_type, channel)"
+    if not cluster:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.`{HOURLY_TABLE}`\n(\n{definitions}\n)\n"
+            f"ENGINE = AggregatingMergeTree\n{key}\nSETTINGS non_replicated_deduplication_window = 1000",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HOURLY_VIEW}` TO {db}.`{HOURLY_TABLE}`\n"
+            f"AS {hourly_select(f'{db}.`{EVENTS_TABLE}`')}",
+        ]
+    local = f"{HOURLY_TABLE}_local"
+    path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
+        f"ENGINE = ReplicatedAggregatingMergeTree({path})\n{key}",
+        f"CREATE TABLE IF NOT EXISTS {db}.`{HOURLY_TABLE}`{on_cluster} AS {db}.`{local}`\n"
+        f"ENGINE = Distributed('{cluster}', '{database}', '{local}', rand())",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HOURLY_VIEW}`{on_cluster} TO {db}.`{local}`\n"
+        f"AS {hourly_select(f'{db}.`{LOCAL_TABLE}`')}",
+    ]

@@ -22,6 +22,7 @@ from streamtrack.store.schema import (
     EVENTS_TABLE,
     copies_statements,
     drop_statements,
+    hourly_statements,
     identity_statements,
     quote_identifier,
     rollup_statements,
@@ -51,6 +52,8 @@ class EventStore:
         for statement in schema_statements(self.database, self.cluster) + identity_statements(self.database, self.cluster):
             self.backend.command(statement)
         for statement in copies_statements(self.database, self.cluster) + rollup_statements(self.database, self.cluster):
+            self.backend.command(statement)
+        for statement in hourly_statements(self.database, self.cluster):
             self.backend.command(statement)
         if self._query_rows(copies.needs_backfill(self.database)) == [(1,)]:
             for statement in copies.backfill(self.database):

@@ -36,6 +36,8 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
             ("events", "ReplacingMergeTree"),
             ("events_daily", "AggregatingMergeTree"),
             ("events_daily_mv", "MaterializedView"),
+            ("events_hourly", "AggregatingMergeTree"),
+            ("events_hourly_mv", "MaterializedView"),
             ("identities", "ReplacingMergeTree"),
             ("projects", "ReplacingMergeTree"),
         ]
