@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -30,6 +30,16 @@ INTERVALS = {"minute": MINUTE_MS, "hour": HOUR_MS, "day": DAY_MS, "week": 7 * DA
 WEEK_ORIGIN_MS = 4 * DAY_MS
 """1970-01-05, a Monday: weeks start on Mondays (ISO 8601), days at 00:00 UTC."""
 OTHER = "other"
+MAX_RAW_BUCKETS = 100
+"""Most buckets the hourly rollup answers from the raw rows (copies crossing into them); beyond, all raw."""
+
+
+class Corrections(NamedTuple):
+    """How the hourly rollup's answer is made exact (see `Analytics._extra_rows`)."""
+
+    extra: list[tuple[int, str, int]]
+    raw_buckets: list[int]
+    skipped: list[str]
 
 
 class Overview(msgspec.Struct):
@@ -278,32 +288,54 @@ class Analytics:
 
     @staticmethod
     def _extra_rows(
-        copy_rows: list[tuple[Any, ...]], *, step_ms: int, origin_ms: int
-    ) -> list[tuple[int, str, int]] | None:
-        """Rows to subtract per (bucket, value): each copied id's rows beyond its earliest. None when
-        one lies in another bucket or value than its earliest: it would add its user there."""
+        copy_rows: list[tuple[Any, ...]], *, step_ms: int, origin_ms: int, start_ms: int, end_ms: int
+    ) -> Corrections | None:
+        """What the hourly rollup needs to answer exactly, from the copied ids' rows in range.
+
+        Each id counts once, at its earliest row. A later row in another bucket (or value) would
+        add its user there: that bucket is read from the raw rows (`raw_buckets`), which skip
+        every later row (`skipped`). Rows the rollup's hours count beyond each id's earliest,
+        and copies identical to it in time, are subtracted (`extra`). None: a copy has the
+        earliest time but another value (the raw rows answer).
+        """
+
+        def bucket(ms: int) -> int:
+            return (ms - origin_ms) // step_ms * step_ms + origin_ms
+
         by_id: dict[str, list[tuple[int, str]]] = {}
         for event_id, ms, value in copy_rows:
             by_id.setdefault(event_id, []).append((ms, value))
-        extra: dict[tuple[int, str], int] = {}
+        raw_buckets: set[int] = set()
         for rows in by_id.values():
             rows.sort()
-            first = rows[0]
-            home = ((first[0] - origin_ms) // step_ms * step_ms + origin_ms, first[1])
+            first_ms, first_value = rows[0]
             for ms, value in rows[1:]:
-                if ((ms - origin_ms) // step_ms * step_ms + origin_ms, value) != home:
-                    return None
-                extra[home] = extra.get(home, 0) + 1
-        return [(bucket, value, n) for (bucket, value), n in extra.items()]
+                if (bucket(ms), value) != (bucket(first_ms), first_value):
+                    if ms == first_ms:
+                        return None
+                    raw_buckets.add(bucket(ms))
+        inner_start, inner_end = -(-start_ms // HOUR_MS) * HOUR_MS, end_ms // HOUR_MS * HOUR_MS
+        extra: dict[tuple[int, str], int] = {}
+        skipped = []
+        for event_id, rows in by_id.items():
+            first_ms = rows[0][0]
+            for ms, value in rows[1:]:
+                in_rollup = inner_start <= ms < inner_end and bucket(ms) not in raw_buckets
+                if in_rollup or ms == first_ms:
+                    extra[bucket(ms), value] = extra.get((bucket(ms), value), 0) + 1
+                if ms > first_ms:
+                    skipped.append(f"{event_id}@{ms}")
+        return Corrections([(b, v, n) for (b, v), n in extra.items()], sorted(raw_buckets), skipped)
 
     def _hourly_rows(
-        self, filters: Filter, extra_rows: list[tuple[int, str, int]], *, by: str | None, step_ms: int,
-        origin_ms: int, top: list[str] | None = None, users: bool = True,
+        self, filters: Filter, fixes: Corrections, *, by: str | None, step_ms: int, origin_ms: int,
+        top: list[str] | None = None, users: bool = True,
     ) -> list[tuple[Any, ...]]:
         assert filters.start_ms is not None and filters.end_ms is not None
         query = rollups.hourly_counts(
             self.database, start_ms=filters.start_ms, end_ms=filters.end_ms, equals=_equals(filters), by=by,
-            step_ms=step_ms, origin_ms=origin_ms, extra_rows=extra_rows, top=top, users=users,
+            step_ms=step_ms, origin_ms=origin_ms, extra_rows=fixes.extra, top=top, users=users,
+            raw_buckets=fixes.raw_buckets, skipped=fixes.skipped,
         )
         return self._rows(query)
 
@@ -313,28 +345,34 @@ class Analytics:
         """The breakdown from the hourly rollup (one bucket: the range); None: the raw rows answer."""
         assert filters.start_ms is not None and filters.end_ms is not None
         step, origin = filters.end_ms - filters.start_ms, filters.start_ms
-        extra_rows = self._extra_rows(copy_rows, step_ms=step, origin_ms=origin)
-        if extra_rows is None:
+        fixes = self._extra_rows(
+            copy_rows, step_ms=step, origin_ms=origin, start_ms=filters.start_ms, end_ms=filters.end_ms
+        )
+        if fixes is None or len(fixes.raw_buckets) > MAX_RAW_BUCKETS:
             return None
-        rows = self._hourly_rows(filters, extra_rows, by=by, step_ms=step, origin_ms=origin, users=users)
+        rows = self._hourly_rows(filters, fixes, by=by, step_ms=step, origin_ms=origin, users=users)
         ordered = sorted(rows, key=lambda row: (-row[3], row[2]))[:limit]
         return [BreakdownRow(value, events, uniques) for _, _, value, events, uniques in ordered]
 
     def _hourly_timeseries(
         self, filters: Filter, copy_rows: list[tuple[Any, ...]], *, interval: str, group_by: str | None, top: int
     ) -> Timeseries | None:
-        """The timeseries from the hourly rollup; None (the raw rows answer) when a copy crosses a bucket."""
+        """The timeseries from the hourly rollup; None (the raw rows answer) when copies cross too many buckets."""
+        assert filters.start_ms is not None and filters.end_ms is not None
         step, origin = INTERVALS[interval], bucket_origin(interval)
-        extra_rows = self._extra_rows(copy_rows, step_ms=step, origin_ms=origin)
-        if extra_rows is None:
+        fixes = self._extra_rows(
+            copy_rows, step_ms=step, origin_ms=origin, start_ms=filters.start_ms, end_ms=filters.end_ms
+        )
+        if fixes is None or len(fixes.raw_buckets) > MAX_RAW_BUCKETS:
             return None
         names: list[str] = []
         if group_by is not None:
             ranked = self._hourly_breakdown(filters, copy_rows, by=group_by, limit=top, users=False)
-            assert ranked is not None  # no copy crosses a bucket: none crosses the range either
+            if ranked is None:
+                return None
             names = [row.value for row in ranked]
         rows = self._hourly_rows(
-            filters, extra_rows, by=group_by, step_ms=step, origin_ms=origin, top=None if group_by is None else names
+            filters, fixes, by=group_by, step_ms=step, origin_ms=origin, top=None if group_by is None else names
         )
         return self._series(filters, rows, interval=interval, group_by=group_by, names=names)
 

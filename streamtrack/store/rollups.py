@@ -188,6 +188,8 @@ def hourly_counts(
     extra_rows: Sequence[tuple[int, str, int]],
     top: Sequence[str] | None = None,
     users: bool = True,
+    raw_buckets: Sequence[int] = (),
+    skipped: Sequence[str] = (),
 ) -> Query:
     """Rows (bucket ms, is_top, value, events, users) over [start_ms, end_ms): the whole hours from
     `events_hourly`, the partial hours at both ends from the raw rows, minus `extra_rows`
@@ -195,9 +197,9 @@ def hourly_counts(
     are exact. `equals`: column = value filters (event_type, channel); `by`: None or one
     of them; `top`: values that are their own series (None: every value is, is_top = 1).
 
-    Users merge the hours' uniqCombined states: a copy that lies in another bucket than its
-    event's earliest copy would add its user there, so the reader answers such ranges from the
-    raw rows (`copy_rows` tells).
+    Users merge the hours' uniqCombined states. A copy that lies in another bucket than its
+    event's earliest copy would add its user there: `raw_buckets` (bucket starts) are read from
+    the raw rows instead, without the rows in `skipped` ("event_id@ms": such copies).
     `users=False`: users are 0, no state is merged (ranking values by events is ~free).
     """
     hour = 3_600_000
@@ -214,15 +216,23 @@ def hourly_counts(
     value = by if by is not None else "''"
     t = "toUnixTimestamp64Milli(timestamp)"
     raw = " AND ".join([PROJECT_ROWS, *where])
+    bucket_of_hour = _BUCKET.format(ms="toInt64(toUnixTimestamp(hour)) * 1000")
+    raw_ranges = []
+    for i, start in enumerate(raw_buckets):
+        params[f"raw_{i}"] = start
+        raw_ranges.append(f"({t} >= {{raw_{i}:Int64}} AND {t} < {{raw_{i}:Int64}} + {{step:Int64}})")
+    params["raw_buckets"] = [str(b) for b in raw_buckets]
+    params["skipped"] = list(skipped)
     # The hours' states as stored (merged once, in the outer query).
     hours = "\n".join(
         [
-            f"SELECT {_BUCKET.format(ms='toInt64(toUnixTimestamp(hour)) * 1000')} AS bucket, {value} AS value,",
+            f"SELECT {bucket_of_hour} AS bucket, {value} AS value,",
             "  toInt64(events) AS n, users AS u",
             f"FROM {_table(database, HOURLY_TABLE)}",
             f"WHERE {' AND '.join([SCOPE, *where])}",
             "  AND hour >= toDateTime(intDiv({inner_start:Int64}, 1000), 'UTC')",
             "  AND hour < toDateTime(intDiv({inner_end:Int64}, 1000), 'UTC')",
+            f"  AND NOT has(arrayMap(x -> toInt64(x), {{raw_buckets:Array(String)}}), {bucket_of_hour})",
         ]
     )
     edges = "\n".join(
@@ -232,7 +242,10 @@ def hourly_counts(
             f"FROM {_table(database, EVENTS_TABLE)}",
             f"WHERE {raw} AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
             f"  AND ({t} < least({{inner_start:Int64}}, {{end_ms:Int64}})",
-            f"    OR {t} >= greatest({{inner_end:Int64}}, {{inner_start:Int64}}))",
+            f"    OR {t} >= greatest({{inner_end:Int64}}, {{inner_start:Int64}})",
+            *(f"    OR {r}" for r in raw_ranges),
+            "  )",
+            "  AND concat(event_id, '@', toString(toUnixTimestamp64Milli(timestamp))) NOT IN {skipped:Array(String)}",
             "GROUP BY bucket, value",
         ]
     )

@@ -77,32 +77,42 @@ def test_rollup_answers_equal_the_raw_answers(clean_store: EventStore) -> None:
     # per hour the raw rows, because e20's and e1's copies lie in later hours than their events.
     copy_rows = rollup._copy_rows(RANGES[0], None)
     assert copy_rows is not None
-    assert Analytics._extra_rows(copy_rows, step_ms=DAY_MS, origin_ms=0) == [(DAY, "", 5)]
-    assert Analytics._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0) is None
+    span = {"start_ms": DAY - HOUR_MS, "end_ms": DAY + 2 * DAY_MS}
+    per_day = Analytics._extra_rows(copy_rows, step_ms=DAY_MS, origin_ms=0, **span)
+    assert per_day is not None and (per_day.extra, per_day.raw_buckets) == ([(DAY, "", 5)], [])
+    per_hour = Analytics._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0, **span)
+    assert per_hour is not None and sorted(per_hour.extra) == [(DAY, "", 1), (DAY + HOUR_MS, "", 1)]  # e3, e10
+    assert per_hour.raw_buckets == [DAY + 2 * HOUR_MS, DAY + 5 * HOUR_MS, DAY + 7 * HOUR_MS]  # e1, e20 x2
+    assert len(per_hour.skipped) == 4
     points = rollup.timeseries(Filter(start_ms=DAY, end_ms=DAY + 2 * DAY_MS), interval="day").series[0].points
     # no copy counted twice, no bot, nothing of the other project
     assert [(p.events, p.users) for p in points] == [(206, 5), (94, 5)]
 
 
-def test_a_copy_crossing_a_bucket_sends_the_query_to_the_raw_rows(clean_store: EventStore) -> None:
+def test_a_copy_crossing_a_bucket_sends_that_bucket_to_the_raw_rows(clean_store: EventStore) -> None:
     clean_store.insert([event("a", DAY + 10 * MINUTE_MS, "u1", 0), event("b", DAY + HOUR_MS + 5 * MINUTE_MS, "u2", 0)])
     clean_store.insert([event("a", DAY + 20 * MINUTE_MS, "u1", 0)])  # a retry within the hour
     store = project_store(clean_store, DEFAULT_PROJECT)
-    reader = Analytics(store)
+    reader, raw = Analytics(store), RawAnalytics(store)
     hours = Filter(start_ms=DAY, end_ms=DAY + 2 * HOUR_MS)
+    span = {"start_ms": DAY, "end_ms": DAY + 2 * HOUR_MS}
     copy_rows = reader._copy_rows(hours, None)
-    assert copy_rows is not None and reader._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0) == [(DAY, "", 1)]
+    assert copy_rows is not None
+    assert reader._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0, **span) == ([(DAY, "", 1)], [], [f"a@{DAY + 20 * MINUTE_MS}"])
     assert [(p.events, p.users) for p in reader.timeseries(hours, interval="hour").series[0].points] == [(1, 1), (1, 1)]
     clean_store.insert([event("a", DAY + HOUR_MS + 10 * MINUTE_MS, "u1", 0)])  # a retry stamped an hour later
     copy_rows = reader._copy_rows(hours, None)
-    assert copy_rows is not None and reader._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0) is None
-    # u1 is not active in the copy's hour (the hour's rollup state would say so; the raw rows answer)
+    assert copy_rows is not None
+    fixes = reader._extra_rows(copy_rows, step_ms=HOUR_MS, origin_ms=0, **span)
+    assert fixes is not None and fixes.raw_buckets == [DAY + HOUR_MS]
+    # u1 is not active in the copy's hour (the hour's rollup state says so; that hour is read raw)
     answer = reader.timeseries(hours, interval="hour")
     assert [(p.events, p.users) for p in answer.series[0].points] == [(1, 1), (1, 1)]
-    assert answer == RawAnalytics(store).timeseries(hours, interval="hour")
-    # One bucket, the range: no copy crosses it, the rollup answers
-    assert reader.breakdown(hours, by="event_type", limit=5) == RawAnalytics(store).breakdown(hours, by="event_type", limit=5)
-    assert reader._extra_rows(copy_rows, step_ms=2 * HOUR_MS, origin_ms=DAY) == [(DAY, "", 2)]
+    assert answer == raw.timeseries(hours, interval="hour")
+    # one bucket, the range: nothing crosses it
+    assert reader.breakdown(hours, by="event_type", limit=5) == raw.breakdown(hours, by="event_type", limit=5)
+    fixes = reader._extra_rows(copy_rows, step_ms=2 * HOUR_MS, origin_ms=DAY, **span)
+    assert fixes is not None and (fixes.extra, fixes.raw_buckets) == ([(DAY, "", 2)], [])
 
 
 def test_the_raw_rows_answer_what_the_rollup_does_not_cover(clean_store: EventStore) -> None:
