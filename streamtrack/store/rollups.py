@@ -29,6 +29,7 @@ from streamtrack.store.schema import (
     ALIASES_TABLE,
     COPIES_TABLE,
     DAILY_TABLE,
+    EVENT_IDS_TABLE,
     EVENTS_TABLE,
     HOURLY_PRECISION,
     HOURLY_TABLE,
@@ -154,9 +155,12 @@ def copy_rows(
     where, params = _equals(equals, by)
     params.update({"start_ms": start_ms, "end_ms": end_ms, "ids": list(ids)})
     t = "toUnixTimestamp64Milli(timestamp)"
+    # Without a value to read, the registry's `event_ids` (ordered by id) has the rows: a key
+    # lookup (~2 ms) instead of reading the range's event_id column (~70 ms at 10M events).
+    table = EVENTS_TABLE if where or by else EVENT_IDS_TABLE
     sql = "\n".join(
         [
-            f"SELECT event_id, {t}, {by or repr('')} FROM {_table(database, EVENTS_TABLE)}",
+            f"SELECT event_id, {t}, {by or repr('')} FROM {_table(database, table)}",
             f"WHERE {' AND '.join([PROJECT_ROWS, *where])} AND event_id IN {{ids:Array(String)}}",
             f"  AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
         ]
