@@ -104,6 +104,9 @@ def _api(settings: Settings) -> int:
     from streamtrack.api.server import make_server
 
     services = Services.open(settings)
+    # uvicorn drains on SIGTERM, then raises the signal again for the handler it found: make
+    # that ours (SystemExit), not the default (death), so the producer and store close below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         log.info("api listening", host=settings.host, port=settings.port)
         asyncio.run(make_server(create_app(services), settings.host, settings.port).serve())
@@ -111,6 +114,10 @@ def _api(settings: Settings) -> int:
         services.close()
         services.store.close()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _worker(settings: Settings) -> int:
