@@ -18,7 +18,7 @@ Why this table shape:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 EVENTS_TABLE = "events"
 LOCAL_TABLE = "events_local"
@@ -323,26 +323,38 @@ def daily_select(source: str) -> str:
 
 def rollup_statements(database: str, cluster: str = "") -> list[str]:
     """The DDL of the daily rollup (after `schema_statements`), single node or cluster form."""
+    return _rollup_ddl(database, cluster, DAILY_TABLE, DAILY_VIEW, DAILY_COLUMNS, "day", "project_id, day", daily_select)
+
+
+def _rollup_ddl(
+    database: str, cluster: str, table: str, view: str, columns: tuple[tuple[str, str], ...],
+    month_of: str, order_by: str, select: Callable[[str], str],
+) -> list[str]:
+    """A rollup table fed by a materialized view from the events (the daily and hourly rollups).
+
+    Single node: an AggregatingMergeTree and its view. Cluster: a replicated local table on
+    every node, a Distributed table over them, and the view from each node's local events.
+    """
     db = quote_identifier(database)
     on_cluster = _on_cluster(cluster)
-    definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in DAILY_COLUMNS)
-    key = "PARTITION BY toYYYYMM(day)\nORDER BY (project_id, day)"
+    definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in columns)
+    key = f"PARTITION BY toYYYYMM({month_of})\nORDER BY ({order_by})"
     if not cluster:
         return [
-            f"CREATE TABLE IF NOT EXISTS {db}.`{DAILY_TABLE}`\n(\n{definitions}\n)\n"
+            f"CREATE TABLE IF NOT EXISTS {db}.`{table}`\n(\n{definitions}\n)\n"
             f"ENGINE = AggregatingMergeTree\n{key}\nSETTINGS non_replicated_deduplication_window = 1000",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{DAILY_VIEW}` TO {db}.`{DAILY_TABLE}`\n"
-            f"AS {daily_select(f'{db}.`{EVENTS_TABLE}`')}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{view}` TO {db}.`{table}`\n"
+            f"AS {select(f'{db}.`{EVENTS_TABLE}`')}",
         ]
-    local = f"{DAILY_TABLE}_local"
+    local = f"{table}_local"
     path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
     return [
         f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
         f"ENGINE = ReplicatedAggregatingMergeTree({path})\n{key}",
-        f"CREATE TABLE IF NOT EXISTS {db}.`{DAILY_TABLE}`{on_cluster} AS {db}.`{local}`\n"
+        f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{on_cluster} AS {db}.`{local}`\n"
         f"ENGINE = Distributed('{cluster}', '{database}', '{local}', rand())",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{DAILY_VIEW}`{on_cluster} TO {db}.`{local}`\n"
-        f"AS {daily_select(f'{db}.`{LOCAL_TABLE}`')}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{view}`{on_cluster} TO {db}.`{local}`\n"
+        f"AS {select(f'{db}.`{LOCAL_TABLE}`')}",
     ]
 
 
@@ -380,24 +392,7 @@ def hourly_select(source: str) -> str:
 
 def hourly_statements(database: str, cluster: str = "") -> list[str]:
     """The DDL of the hourly rollup (after `schema_statements`), single node or cluster form."""
-    db = quote_identifier(database)
-    on_cluster = _on_cluster(cluster)
-    definitions = ",\n".join(f"    `{name}` {type_}" for name, type_ in HOURLY_COLUMNS)
-    key = "PARTITION BY toYYYYMM(hour)\nORDER BY (project_id, hour, event_type, channel)"
-    if not cluster:
-        return [
-            f"CREATE TABLE IF NOT EXISTS {db}.`{HOURLY_TABLE}`\n(\n{definitions}\n)\n"
-            f"ENGINE = AggregatingMergeTree\n{key}\nSETTINGS non_replicated_deduplication_window = 1000",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HOURLY_VIEW}` TO {db}.`{HOURLY_TABLE}`\n"
-            f"AS {hourly_select(f'{db}.`{EVENTS_TABLE}`')}",
-        ]
-    local = f"{HOURLY_TABLE}_local"
-    path = f"'/clickhouse/tables/{{shard}}/{{database}}/{local}', '{{replica}}'"
-    return [
-        f"CREATE TABLE IF NOT EXISTS {db}.`{local}`{on_cluster}\n(\n{definitions}\n)\n"
-        f"ENGINE = ReplicatedAggregatingMergeTree({path})\n{key}",
-        f"CREATE TABLE IF NOT EXISTS {db}.`{HOURLY_TABLE}`{on_cluster} AS {db}.`{local}`\n"
-        f"ENGINE = Distributed('{cluster}', '{database}', '{local}', rand())",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.`{HOURLY_VIEW}`{on_cluster} TO {db}.`{local}`\n"
-        f"AS {hourly_select(f'{db}.`{LOCAL_TABLE}`')}",
-    ]
+    return _rollup_ddl(
+        database, cluster, HOURLY_TABLE, HOURLY_VIEW, HOURLY_COLUMNS, "hour", "project_id, hour, event_type, channel",
+        hourly_select,
+    )
