@@ -106,7 +106,7 @@ def _command(
         node = shutil.which("node")
         if node is None or not (sdk_dir / "node" / "node_modules" / "@segment" / "analytics-node").is_dir():
             pytest.skip(
-                "no Node.js on this machine (or npm could not install @segment/analytics-node): "
+                reason="no Node.js on this machine (or npm could not install @segment/analytics-node): "
                 "the Node SDK test runs where `node` and `npm` exist"
             )
         env["NODE_PATH"] = str(sdk_dir / "node" / "node_modules")
