@@ -66,7 +66,7 @@ SOURCE_COLUMNS: dict[str, str] = {
     "referrer": "referrer",
     "channel": "channel",
     "campaign_id": "campaign_id",
-    "properties": "properties",
+    "property_values": "property_values",
 }
 
 DIMENSIONS: dict[str, str] = {
@@ -81,10 +81,20 @@ DIMENSIONS: dict[str, str] = {
 UNIQ = "uniqCombined"
 
 
-def property_value(key_param: str, column: str = "properties") -> str:
-    """The text of a top-level property: a string as itself, another JSON value as its JSON text."""
-    raw = f"JSONExtractRaw({column}, {{{key_param}:String}})"
-    return f"if(startsWith({raw}, '\"'), JSONExtractString({column}, {{{key_param}:String}}), {raw})"
+def property_value(key_param: str) -> str:
+    """The text of a top-level property: a string as itself, another JSON value as its JSON text
+    ('' when absent; `has_property` tells an absent key from an empty string).
+
+    Read from `property_values`, the key -> text map ClickHouse computes once per row at insert
+    (`schema.MATERIALIZED_COLUMNS`), not from the JSON: parsing `properties` per row and query
+    made a 7-day property breakdown at 10M events cost ~0.7 s, about 2.5x one by url.
+    """
+    return f"property_values[{{{key_param}:String}}]"
+
+
+def has_property(key_param: str) -> str:
+    """True for a row whose properties have this top-level key (as JSONHas, from `property_values`)."""
+    return f"mapContains(property_values, {{{key_param}:String}})"
 
 
 def _ms(name: str) -> str:
@@ -143,13 +153,16 @@ class Filter(NamedTuple):
             fragments.append("url != ''")
         if self.with_property is not None:
             params["has_key"] = self.with_property
-            fragments.append("JSONHas(properties, {has_key:String})")
+            fragments.append(has_property("has_key"))
         return fragments
 
 
 def _table(database: str) -> str:
-    """The events of the caller's project, bots left out (`scoped`: the API supplies the parameter)."""
-    return f"(SELECT * FROM {quote_identifier(database)}.`{EVENTS_TABLE}` WHERE {PROJECT_ROWS})"
+    """The events of the caller's project, bots left out (`scoped`: the API supplies the parameter).
+
+    `*` leaves materialized columns out, so `property_values` is named.
+    """
+    return f"(SELECT *, property_values FROM {quote_identifier(database)}.`{EVENTS_TABLE}` WHERE {PROJECT_ROWS})"
 
 
 def _where(fragments: Sequence[str]) -> str:

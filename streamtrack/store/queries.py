@@ -240,6 +240,12 @@ def insert_settings(dedup_token: str | None) -> dict[str, str | int]:
     return settings
 
 
+def table_columns(database: str, table: str) -> Query:
+    """The names of a table's columns; no rows when the table does not exist (yet)."""
+    sql = "SELECT name FROM system.columns WHERE database = {database:String} AND table = {table:String}"
+    return Query(sql, {"database": database, "table": table})
+
+
 def insert_statement(database: str, table: str, columns: Sequence[str], dedup_token: str | None) -> str:
     """The INSERT the embedded engine runs; its rows (Arrow) travel separately, never in the SQL.
 

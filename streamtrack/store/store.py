@@ -20,10 +20,13 @@ from streamtrack.store.backend import Backend
 from streamtrack.store.codec import events_to_arrow, rows_to_events
 from streamtrack.store.schema import (
     EVENTS_TABLE,
+    LOCAL_TABLE,
+    MATERIALIZED_COLUMNS,
     copies_statements,
     drop_statements,
     hourly_statements,
     identity_statements,
+    materialize_statements,
     quote_identifier,
     rollup_statements,
     schema_statements,
@@ -49,7 +52,13 @@ class EventStore:
 
     def migrate(self) -> None:
         """Create or update the schema; harmless to run on every start."""
+        # A table made before a materialized column gets it, then has it written into its parts.
+        table = LOCAL_TABLE if self.cluster else EVENTS_TABLE
+        stored = {name for (name,) in self._query_rows(queries.table_columns(self.database, table))}
+        unwritten = [name for name, _ in MATERIALIZED_COLUMNS if stored and name not in stored]
         for statement in schema_statements(self.database, self.cluster) + identity_statements(self.database, self.cluster):
+            self.backend.command(statement)
+        for statement in materialize_statements(self.database, self.cluster, unwritten):
             self.backend.command(statement)
         for statement in copies_statements(self.database, self.cluster) + rollup_statements(self.database, self.cluster):
             self.backend.command(statement)

@@ -12,7 +12,7 @@ import pytest
 
 from streamtrack.api import analytics_params as p
 from streamtrack.errors import InvalidParameter
-from streamtrack.store import analytics
+from streamtrack.store import analytics, schema
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, bucket_starts, ratio
 from streamtrack.timestamps import parse_time
@@ -39,6 +39,50 @@ def test_user_values_travel_only_as_parameters() -> None:
     ):
         assert "DROP" not in query.sql
         assert NASTY in query.params.values() or [NASTY] in query.params.values()
+
+
+def test_properties_are_read_from_the_materialized_map_not_the_json() -> None:
+    """Property filters, breakdowns and group-bys never parse `properties` per row."""
+    filters = Filter(properties=(("plan", "pro"),), with_property="plan")
+    params: dict[str, object] = {}
+    assert filters.where(params) == [
+        "property_values[{prop_key_0:String}] = {prop_value_0:String}",
+        "mapContains(property_values, {has_key:String})",
+    ]
+    for query in (
+        analytics.breakdown("db", filters, [], by="property:plan", limit=5),
+        analytics.breakdown("db", filters, ["e1"], by="property:plan", limit=5),  # the copies' form
+        analytics.breakdown("db", filters, None, by="property:plan", limit=5),  # every row grouped
+        analytics.timeseries("db", filters, ["e1"], step_ms=60_000, origin_ms=0, group_by="property:plan", top=["a"]),
+    ):
+        assert "JSON" not in query.sql
+        assert "property_values[{dim_key:String}]" in query.sql
+        assert "SELECT *, property_values FROM `db`.`events`" in query.sql  # `*` alone leaves it out
+
+
+def test_property_values_column_in_both_schema_forms() -> None:
+    """The column is in the CREATE of the table that holds the rows, and migrate adds it to older tables."""
+    column = f"`property_values` Map(String, String) MATERIALIZED {schema.PROPERTY_VALUES}"
+    single = schema.schema_statements("db")
+    assert f"    {column},\n" in single[1]  # after the stored columns, before the indexes
+    assert single[-1] == f"ALTER TABLE `db`.`events` ADD COLUMN IF NOT EXISTS {column} AFTER `is_bot`"
+    cluster = schema.schema_statements("db", "c1")
+    local, distributed = cluster[1], cluster[2]
+    assert local.startswith("CREATE TABLE IF NOT EXISTS `db`.`events_local`") and f"    {column},\n" in local
+    assert distributed.endswith("AS `db`.`events_local`\nENGINE = Distributed('c1', 'db', 'events_local', cityHash64(event_id))")
+    assert cluster[-2:] == [
+        f"ALTER TABLE `db`.`{table}` ON CLUSTER `c1` ADD COLUMN IF NOT EXISTS {column} AFTER `is_bot`"
+        for table in ("events_local", "events")
+    ]
+    # The parts stored before the column: written once, where they are (the local tables).
+    assert schema.materialize_statements("db", names=["property_values"]) == [
+        "ALTER TABLE `db`.`events` MATERIALIZE COLUMN `property_values`"
+    ]
+    assert schema.materialize_statements("db", "c1", ["property_values"]) == [
+        "ALTER TABLE `db`.`events_local` ON CLUSTER `c1` MATERIALIZE COLUMN `property_values`"
+    ]
+    with pytest.raises(ValueError, match="not in MATERIALIZED_COLUMNS"):
+        schema.materialize_statements("db", names=["url"])
 
 
 def test_each_filter_adds_its_fragment_only_when_present() -> None:
