@@ -23,7 +23,7 @@ from streamtrack.config import load_settings
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.events import Event
 from streamtrack.store import EventStore, StoreStats, open_store
-from streamtrack.store.schema import COLUMNS, schema_statements
+from streamtrack.store.schema import COLUMNS, MATERIALIZED_COLUMNS, schema_statements
 from streamtrack.store.server import ServerBackend, connect, parse_url
 
 T0 = 1_750_000_000_000  # 2025-06-15T15:06:40Z
@@ -84,7 +84,8 @@ def test_migrate_twice_is_harmless(clean_store: EventStore) -> None:
         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'events' ORDER BY position",
         {"db": clean_store.database},
     )
-    assert columns == [(name, type_.split(" DEFAULT ")[0]) for name, type_ in COLUMNS]  # system.columns: type only
+    declared = [*COLUMNS, *MATERIALIZED_COLUMNS]
+    assert columns == [(name, type_.split(" DEFAULT ")[0].split(" MATERIALIZED ")[0]) for name, type_ in declared]  # type only
     [(engine, sorting_key)] = clean_store.backend.query(
         "SELECT engine, sorting_key FROM system.tables WHERE database = {db:String} AND name = 'events'",
         {"db": clean_store.database},
