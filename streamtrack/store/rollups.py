@@ -139,6 +139,18 @@ HOURLY_DIMENSIONS = ("event_type", "channel")
 _BUCKET = "intDiv({ms} - {{origin:Int64}}, {{step:Int64}}) * {{step:Int64}} + {{origin:Int64}}"
 
 
+def _at(ms: str) -> str:
+    """The `timestamp` at epoch ms `ms` (an Int64 expression of parameters).
+
+    Raw-row time bounds compare `timestamp` itself with such constants, not
+    `toUnixTimestamp64Milli(timestamp)` with the ms: only then does the sorting key (day, type,
+    time) skip the granules outside the hours read. Measured at 10M events, a 7-day hourly
+    series whose copies cross into ~30 hours: the raw part reads 177 of the week's 410
+    granules instead of all, ~50 ms less of ~270 ms (loaded machine).
+    """
+    return f"fromUnixTimestamp64Milli({ms}, 'UTC')"
+
+
 def has_links(database: str) -> Query:
     """One row (1 or 0): the caller's project has alias links (the raw path then merges
     identities, which the rollup's states, made as events arrive, cannot)."""
@@ -162,7 +174,7 @@ def copy_rows(
         [
             f"SELECT event_id, {t}, {by or repr('')} FROM {_table(database, table)}",
             f"WHERE {' AND '.join([PROJECT_ROWS, *where])} AND event_id IN {{ids:Array(String)}}",
-            f"  AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
+            f"  AND timestamp >= {_at('{start_ms:Int64}')} AND timestamp < {_at('{end_ms:Int64}')}",
         ]
     )
     return Query(sql, params)
@@ -224,7 +236,8 @@ def hourly_counts(
     raw_ranges = []
     for i, start in enumerate(raw_buckets):
         params[f"raw_{i}"] = start
-        raw_ranges.append(f"({t} >= {{raw_{i}:Int64}} AND {t} < {{raw_{i}:Int64}} + {{step:Int64}})")
+        start_i, end_i = _at(f"{{raw_{i}:Int64}}"), _at(f"{{raw_{i}:Int64}} + {{step:Int64}}")
+        raw_ranges.append(f"(timestamp >= {start_i} AND timestamp < {end_i})")
     params["raw_buckets"] = [str(b) for b in raw_buckets]
     params["skipped"] = list(skipped)
     # The hours' states as stored (merged once, in the outer query).
@@ -244,9 +257,9 @@ def hourly_counts(
             f"SELECT {_BUCKET.format(ms=t)} AS bucket, {value} AS value,",
             f"  toInt64(count()) AS n, uniqCombinedState({HOURLY_PRECISION})({USER}) AS u",
             f"FROM {_table(database, EVENTS_TABLE)}",
-            f"WHERE {raw} AND {t} >= {{start_ms:Int64}} AND {t} < {{end_ms:Int64}}",
-            f"  AND ({t} < least({{inner_start:Int64}}, {{end_ms:Int64}})",
-            f"    OR {t} >= greatest({{inner_end:Int64}}, {{inner_start:Int64}})",
+            f"WHERE {raw} AND timestamp >= {_at('{start_ms:Int64}')} AND timestamp < {_at('{end_ms:Int64}')}",
+            f"  AND (timestamp < {_at('least({inner_start:Int64}, {end_ms:Int64})')}",
+            f"    OR timestamp >= {_at('greatest({inner_end:Int64}, {inner_start:Int64})')}",
             *(f"    OR {r}" for r in raw_ranges),
             "  )",
             "  AND concat(event_id, '@', toString(toUnixTimestamp64Milli(timestamp))) NOT IN {skipped:Array(String)}",
