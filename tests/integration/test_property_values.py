@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from streamtrack.config import Settings, load_settings
 from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.store import EventStore, open_store
+from streamtrack.store import analytics as analytics_sql
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import Analytics
 from streamtrack.store.schema import EVENTS_TABLE, materialize_statements, schema_statements
@@ -184,3 +186,32 @@ def test_cluster_ddl_is_valid_clickhouse_sql(store: EventStore) -> None:
     for statement in statements:
         [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
         assert "ON CLUSTER prod" in formatted
+
+
+def test_copies_and_the_grouped_fallback_read_the_map_too(
+    clean_store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored copy (same id, later) is counted once on each of the three forms of `source`."""
+    events = make_events()
+    copy = msgspec.structs.replace(events[0], timestamp=events[0].timestamp + 90_000)
+    clean_store.insert(events)
+    reader = Analytics(project_store(clean_store, DEFAULT_PROJECT))
+    filters = DAY._replace(properties=(("yes", "true"),))
+
+    def answers() -> tuple[object, ...]:
+        return (
+            reader.breakdown(filters, by="property:nested", limit=10),
+            reader.breakdown(DAY, by="property:plan", limit=10),
+            reader.timeseries(filters, interval="hour", group_by="property:plan"),
+        )
+
+    plain = answers()  # no copies: one scan
+    clean_store.insert([copy])
+    assert reader.duplicates(DAY) == ["p0"]
+    with_copy = answers()  # the copy grouped with its event
+    monkeypatch.setattr(analytics_sql, "MAX_DUPLICATES", 0)
+    assert reader.duplicates(DAY) is None
+    grouped = answers()  # every row grouped by id
+    assert plain == with_copy == grouped
+    assert [(row.value, row.events) for row in plain[1].rows] == [("", 1), ("free", 1), ("pro", 1)]
+
