@@ -87,7 +87,8 @@ def property_value(key_param: str) -> str:
 
     Read from `property_values`, the key -> text map ClickHouse computes once per row at insert
     (`schema.MATERIALIZED_COLUMNS`), not from the JSON: parsing `properties` per row and query
-    made a 7-day property breakdown at 10M events cost ~0.7 s, about 2.5x one by url.
+    made a 7-day property breakdown at 10M events ~2x as slow as one by url (bench/query.py,
+    p50 ~1.0 s); from the map it costs about what the url one does (~0.45 s on that machine).
     """
     return f"property_values[{{{key_param}:String}}]"
 
