@@ -36,7 +36,7 @@ def main() -> int:
     parser.add_argument("--outage", type=float, default=10.0, help="seconds ClickHouse is down")
     parser.add_argument("--broker-down", type=float, default=5.0, help="seconds the broker is down")
     parser.add_argument("--rounds", type=int, default=1, help="times to run each scenario")
-    parser.add_argument("--only", choices=["kills", "broker", "clickhouse", "poison"], help="run one scenario")
+    parser.add_argument("--only", choices=["kills", "broker", "hang", "clickhouse", "poison"], help="run one scenario")
     args = parser.parse_args()
     configure_logging("error", json=True)
     logging.getLogger("librdkafka").setLevel(logging.CRITICAL)  # connection refusals while the broker is down
@@ -54,6 +54,7 @@ def main() -> int:
         "kills": lambda broker: faults.worker_sigkills(broker, fresh_store(), _dir(data_dir), kills=args.kills,
                                                        every=args.every),
         "broker": lambda broker: faults.broker_restart(fresh_store(), _dir(data_dir), down_s=args.broker_down),
+        "hang": lambda broker: faults.broker_freeze(fresh_store(), _dir(data_dir), frozen_s=args.broker_down),
         "clickhouse": lambda broker: faults.store_outage(broker, fresh_store(), _dir(data_dir), outage_s=args.outage),
         "poison": lambda broker: faults.poison_records(broker, fresh_store(), _dir(data_dir)),
     }

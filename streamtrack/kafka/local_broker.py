@@ -70,6 +70,11 @@ class LocalBroker:
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs (fault tests freeze it with SIGSTOP)."""
+        return self._process.pid if self._process is not None and self._process.poll() is None else None
+
     def start(self, timeout: float = 20.0) -> LocalBroker:
         if port_open(self.host, self.port):
             raise LocalBrokerError(f"{self.bootstrap_servers} is already in use; stop what listens there or pick another port")

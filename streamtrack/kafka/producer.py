@@ -8,8 +8,9 @@ within `message.timeout.ms`, the caller gets BrokerUnavailable (-> 503 + Retry-A
 instead of the process growing without bound.
 
 A fatal producer error (e.g. the idempotent producer's state lost because the broker lost
-its data, as the local in-memory broker does on a restart) makes librdkafka's producer
-unusable for good; the poll thread then replaces it, so the API recovers by itself.
+its data, as the local in-memory broker does on a restart), or a delivery error that says
+the producer was fenced or its sequence broken, makes librdkafka's producer unusable for
+good; the poll thread then replaces it, so the API recovers by itself.
 Each send runs in a producer span whose `traceparent` goes into every record's headers.
 """
 
@@ -38,6 +39,16 @@ HEADERS = [("content-type", b"application/json"), ("streamtrack-schema", b"1")]
 
 _NO_REPORT = "the broker did not acknowledge in time"
 
+# Delivery errors that leave this producer unable to send again: its idempotence state (id,
+# epoch, sequence) no longer matches the broker's. librdkafka reports some as fatal, but a
+# fenced epoch bump after timed-out messages comes per message (seen with the local broker
+# after it hung for 3 s: every later event failed with PRODUCER_FENCED), so the producer is
+# replaced on these too instead of failing every request from then on.
+_BROKEN_PRODUCER = frozenset({
+    KafkaError.PRODUCER_FENCED, KafkaError._FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+    KafkaError.UNKNOWN_PRODUCER_ID, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+})
+
 
 class _Pending:
     """Delivery reports of one send_many call, filled from librdkafka's thread."""
@@ -51,12 +62,16 @@ class _Pending:
         if count == 0:
             self.future.set_result(None)
 
-    def reporter(self, index: int, delivered: dict[int, int]) -> Callable[[KafkaError | None, Message], None]:
+    def reporter(
+        self, index: int, delivered: dict[int, int], on_broken: Callable[[], None]
+    ) -> Callable[[KafkaError | None, Message], None]:
         def report(err: KafkaError | None, msg: Message) -> None:
             if err is None:
                 partition, offset = msg.partition(), msg.offset()
                 if offset > delivered.get(partition, -1):
                     delivered[partition] = offset
+            elif err.code() in _BROKEN_PRODUCER:
+                on_broken()
             self._settle(index, None if err is None else f"the broker did not take the event: {err.str()}")
 
         return report
@@ -148,7 +163,7 @@ class EventProducer:
                         value=encode_event(event),
                         key=event.partition_key.encode(),
                         headers=headers,
-                        on_delivery=pending.reporter(index, self.delivered),
+                        on_delivery=pending.reporter(index, self.delivered, self._fatal.set),
                     )
                 except BufferError:
                     pending.fail(index, "too many events are waiting for the broker")
