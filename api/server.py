@@ -13,10 +13,17 @@ import uvicorn
 from litestar import Litestar
 
 
-def make_server(app: Litestar, host: str, port: int) -> uvicorn.Server:
+KEEPALIVE_SECONDS = 75
+"""uvicorn's own default (5 s) loses a race: a client that reuses a connection just as the
+server's idle timer fires gets it closed under its request (a read error, no response). A
+stalled process (GIL, GC, a loaded machine) makes that likely; so do load balancers that
+keep connections longer than 5 s. Deployments set STREAMTRACK_HTTP_KEEPALIVE_SECONDS."""
+
+
+def make_server(app: Litestar, host: str, port: int, keepalive_s: int = KEEPALIVE_SECONDS) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, timeout_keep_alive=keepalive_s,
     )
     return uvicorn.Server(config)
 

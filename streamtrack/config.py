@@ -111,6 +111,11 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     "host": Setting("STREAMTRACK_HOST", "127.0.0.1", _text, "Address the API listens on (0.0.0.0 in containers)."),
     "port": Setting("STREAMTRACK_PORT", "8000", _int(1, 65535), "Port the API listens on."),
+    "http_keepalive_seconds": Setting(
+        "STREAMTRACK_HTTP_KEEPALIVE_SECONDS", "75", _int(1, 3600),
+        "Idle keep-alive connections are closed after this. Keep it above the idle timeout of the load "
+        "balancer in front (GCP: 600 s, AWS ALB: 60 s), or it closes connections the balancer is reusing.",
+    ),
     "kafka_bootstrap_servers": Setting(
         "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", _servers,
         "Kafka brokers. `streamtrack dev` starts a local broker here when it is on loopback.",
@@ -246,6 +251,7 @@ SETTINGS: dict[str, Setting] = {
 class Settings:
     host: str
     port: int
+    http_keepalive_seconds: int
     kafka_bootstrap_servers: str
     kafka_options: dict[str, str]
     topic: str

@@ -47,7 +47,10 @@ def run_dev(settings: Settings) -> int:
         services = Services.open(settings, store)
         worker = Worker(settings, store)
         worker_thread = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
-        server = make_server(create_app(services, extra_handlers=[loadgen_router(loadgen)]), settings.host, settings.port)
+        server = make_server(
+            create_app(services, extra_handlers=[loadgen_router(loadgen)]),
+            settings.host, settings.port, settings.http_keepalive_seconds,
+        )
         worker_thread.start()
         stop_requests = _trap_signals()
         _print_banner(settings)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from urllib.parse import urlsplit
+
 import httpx
 
 from streamtrack.api import Services, create_app
@@ -55,3 +59,16 @@ def test_unreachable_broker_gives_503_with_retry_after(pipeline: Pipeline) -> No
     finally:
         server.stop()
         services.producer.close(timeout=1)
+
+
+def test_idle_keepalive_connection_outlives_uvicorns_five_seconds(pipeline: Pipeline) -> None:
+    """A connection idle for 6 s is still open (uvicorn's default closed it after 5 s, and a client
+    reusing it at that moment got a read error instead of an answer: seen in CI under load)."""
+    address = urlsplit(pipeline.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        request = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200"), "the server closed the idle connection"
