@@ -26,7 +26,14 @@ from streamtrack.events import DEFAULT_PROJECT
 from streamtrack.store import EventStore, copies, open_store
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, Analytics
-from streamtrack.store.schema import COPIES_TABLE, DAILY_TABLE, EVENT_IDS_TABLE, EVENTS_TABLE, HOURLY_TABLE
+from streamtrack.store.schema import (
+    COPIES_TABLE,
+    COPY_ROWS_TABLE,
+    DAILY_TABLE,
+    EVENT_IDS_TABLE,
+    EVENTS_TABLE,
+    HOURLY_TABLE,
+)
 from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
 
@@ -92,7 +99,7 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int = 2000) -> None:
-    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE, HOURLY_TABLE):
+    for table in (EVENTS_TABLE, EVENT_IDS_TABLE, COPIES_TABLE, COPY_ROWS_TABLE, DAILY_TABLE, HOURLY_TABLE):
         store.backend.command(f"TRUNCATE TABLE `{store.database}`.`{table}`")
     store.backend.command(
         FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, count=size)
@@ -100,9 +107,9 @@ def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int
     if not copy_every:
         return
     store.backend.command(COPIES.format(db=store.database, every=copy_every))
-    # What EventStore.insert does after an insert: list the batch's ids stored more than once.
-    record = copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)])
-    store.backend.command(record.sql, record.params)
+    # What EventStore.insert does after an insert: record the batch's ids stored more than once.
+    for statement in copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)]):
+        store.backend.command(statement.sql, statement.params)
 
 
 def measure(

@@ -12,8 +12,9 @@ rare (the worker drops nearly all redeliveries). So a query runs in two steps:
    filled at write time): the ids stored more than once whose copies' times overlap the
    range (an id with one copy in the range is an extra candidate: grouped, counted once).
 2. The analytic query reads `source(...)`: plain rows of every event that is not a
-   candidate, plus the candidates grouped by id, one row each at its earliest copy. With
-   no candidates (the usual case) it is just the rows.
+   candidate, plus the candidates' rows (from `event_copy_rows`, filled at write time too)
+   grouped by id, one row each at its earliest copy. With no candidates (the usual case)
+   it is just the rows.
 If there are more than `MAX_DUPLICATES` candidates (something went badly wrong
 upstream), `source` falls back to grouping every row by event id: slower, still exact.
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from streamtrack.store.queries import Query
-from streamtrack.store.schema import ALIASES_TABLE, EVENTS_TABLE, quote_identifier
+from streamtrack.store.schema import ALIASES_TABLE, COPY_ROWS_TABLE, EVENTS_TABLE, quote_identifier
 from streamtrack.store.scoped import PROJECT_ROWS, SCOPE_PARAM
 
 MAX_DUPLICATES = 10_000
@@ -158,20 +159,19 @@ class Filter(NamedTuple):
         return fragments
 
 
-def _table(database: str) -> str:
-    """The events of the caller's project, bots left out (`scoped`: the API supplies the parameter).
+def _table(database: str, table: str = EVENTS_TABLE) -> str:
+    """The rows of the caller's project, bots left out (`scoped`: the API supplies the parameter),
+    from `events`, or from `event_copy_rows` (the rows of the listed copies).
 
     `*` leaves materialized columns out, so `property_values` is named.
     """
-    return f"(SELECT *, property_values FROM {quote_identifier(database)}.`{EVENTS_TABLE}` WHERE {PROJECT_ROWS})"
+    return f"(SELECT *, property_values FROM {quote_identifier(database)}.`{table}` WHERE {PROJECT_ROWS})"
 
 
 def _where(fragments: Sequence[str]) -> str:
     return "WHERE " + "\n  AND ".join(fragments) if fragments else ""
 
 
-# The candidates' rows are found through the event_id bloom filter index, which skips every
-# granule that holds none of them (most, when copies are rare).
 _IS_CANDIDATE = "event_id IN {duplicates:Array(String)}"
 
 
@@ -179,7 +179,8 @@ def source(database: str, filters: Filter, duplicates: Sequence[str] | None, par
     """Each matching event once, at its earliest copy: columns `ts` + SOURCE_COLUMNS (step 2).
 
     `duplicates`: the ids the copies registry lists (`copies.candidate_ids`); None means
-    "unknown or too many": group every row.
+    "unknown or too many": group every row. Their rows are read from `event_copy_rows`
+    (ordered by project and id, a few rows per id), not from `events` a second time.
     ClickHouse drops the columns the outer query does not use.
     """
     where = filters.where(params)
@@ -201,7 +202,7 @@ def source(database: str, filters: Filter, duplicates: Sequence[str] | None, par
         return "\n".join([f"SELECT {plain} FROM {table}", _where(where)])
     params["duplicates"] = list(duplicates)
     singles = "\n".join([f"SELECT {plain} FROM {table}", _where([*where, f"NOT {_IS_CANDIDATE}"])])
-    copies = "\n".join([f"SELECT * FROM {table}", _where([*where, _IS_CANDIDATE])])
+    copies = "\n".join([f"SELECT * FROM {_table(database, COPY_ROWS_TABLE)}", _where([*where, _IS_CANDIDATE])])
     return f"{singles}\nUNION ALL\nSELECT {earliest}\nFROM (\n{textwrap.indent(copies, '    ')}\n)\nGROUP BY event_id"
 
 

@@ -3,14 +3,17 @@
 Copies arise only when the worker's pre-insert lookup misses (two workers racing across a
 rebalance, a retry outside the lookup window, a direct insert), so they are rare; finding
 them by grouping every row in a query's range costs a full extra scan (~0.2-1 s at 10M
-rows). Instead, `EventStore.insert` runs `record` after each insert: a primary-key lookup of
+rows). Instead, `EventStore.insert` runs `copied` after each insert: a primary-key lookup of
 the batch's ids in `event_ids` (one row per stored row, see `schema.copies_statements`),
-recording those with more than one row in `event_copies`.
+and, for the rare ids with more than one row, `record`: their rows go to `event_copy_rows`
+(where the analytics read them), then the ids to `event_copies` (the list the analytics ask).
+Rows first: a reader that sees an id listed finds its rows.
 
 Why no copy is missed: an insert's rows are visible once it returns, so of two concurrent
 inserts of the same id, the one that returns last runs its lookup after both are visible
 and records the copy. A replay dropped by its deduplication token adds no row to `events`
-nor to `event_ids`, so it records nothing.
+nor to `event_ids`, so it records nothing. Recording an id again (a third copy) writes its
+rows again: `event_copy_rows` may hold a row twice, which reads grouped by id ignore.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 
 from streamtrack.store.queries import Query
 from streamtrack.store.schema import (
+    COLUMNS,
     COPIES_TABLE,
+    COPY_ROWS_TABLE,
     DAILY_TABLE,
     EVENT_IDS_TABLE,
     EVENTS_TABLE,
@@ -45,12 +50,11 @@ def _table(database: str, name: str) -> str:
     return f"{quote_identifier(database)}.`{name}`"
 
 
-def record(database: str, event_ids: Sequence[str]) -> Query:
-    """Record in `event_copies` those of `event_ids` stored more than once (run after their insert)."""
+def copied(database: str, event_ids: Sequence[str]) -> Query:
+    """Rows (event_id,): those of `event_ids` stored more than once (run after their insert)."""
     sql = "\n".join(
         [
-            f"INSERT INTO {_table(database, COPIES_TABLE)}",
-            f"SELECT {_SUMMARY} FROM {_table(database, EVENT_IDS_TABLE)}",
+            f"SELECT DISTINCT event_id FROM {_table(database, EVENT_IDS_TABLE)}",
             "WHERE event_id IN {ids:Array(String)}",
             _COPIES_ONLY,
         ]
@@ -58,19 +62,48 @@ def record(database: str, event_ids: Sequence[str]) -> Query:
     return Query(sql, {"ids": list(dict.fromkeys(event_ids))})
 
 
+def _copy_rows_select(database: str, ids: str) -> str:
+    """INSERT of every stored row of the ids that `ids` (SQL) names into `event_copy_rows`."""
+    names = ", ".join(f"`{name}`" for name, _ in COLUMNS)
+    return (
+        f"INSERT INTO {_table(database, COPY_ROWS_TABLE)} ({names})\n"
+        f"SELECT {names} FROM {_table(database, EVENTS_TABLE)} WHERE event_id IN {ids}"
+    )
+
+
+def record(database: str, copied_ids: Sequence[str]) -> list[Query]:
+    """Statements that record `copied_ids` (from `copied`): their rows, then the registry entries."""
+    if not copied_ids:
+        return []
+    params = {"ids": list(dict.fromkeys(copied_ids))}
+    registry = "\n".join(
+        [
+            f"INSERT INTO {_table(database, COPIES_TABLE)}",
+            f"SELECT {_SUMMARY} FROM {_table(database, EVENT_IDS_TABLE)}",
+            "WHERE event_id IN {ids:Array(String)}",
+            _COPIES_ONLY,
+        ]
+    )
+    return [Query(_copy_rows_select(database, "{ids:Array(String)}"), params), Query(registry, params)]
+
+
 def needs_backfill(database: str) -> Query:
-    """One row (1 or 0): `events` has rows but `event_ids` or a rollup is empty (data stored before them)."""
+    """One row (1 or 0): `events` has rows but `event_ids`, a rollup or the copies' rows are
+    missing (data stored before they existed)."""
     sql = (
         f"SELECT (SELECT count() FROM {_table(database, EVENTS_TABLE)}) > 0"
         f" AND ((SELECT count() FROM {_table(database, EVENT_IDS_TABLE)}) = 0"
         f" OR (SELECT count() FROM {_table(database, DAILY_TABLE)}) = 0"
-        f" OR (SELECT count() FROM {_table(database, HOURLY_TABLE)}) = 0)"
+        f" OR (SELECT count() FROM {_table(database, HOURLY_TABLE)}) = 0"
+        f" OR ((SELECT count() FROM {_table(database, COPIES_TABLE)}) > 0"
+        f" AND (SELECT count() FROM {_table(database, COPY_ROWS_TABLE)}) = 0))"
     )
     return Query(sql, {})
 
 
 def backfill(database: str) -> list[str]:
-    """Rebuild the tables derived from `events` (ids, copies, daily and hourly rollups) from the rows stored.
+    """Rebuild the tables derived from `events` (ids, copies and their rows, daily and hourly
+    rollups) from the rows stored.
 
     Together, from one state of `events`: the rollup's row counts are corrected by the rows
     `event_ids` counts per copied id, so both must have counted the same rows. Run it before
@@ -78,11 +111,12 @@ def backfill(database: str) -> list[str]:
     """
     events = _table(database, EVENTS_TABLE)
     ids = _table(database, EVENT_IDS_TABLE)
-    derived = (EVENT_IDS_TABLE, COPIES_TABLE, DAILY_TABLE, HOURLY_TABLE)
+    derived = (EVENT_IDS_TABLE, COPIES_TABLE, COPY_ROWS_TABLE, DAILY_TABLE, HOURLY_TABLE)
     return [
         *(f"TRUNCATE TABLE {_table(database, table)}" for table in derived),
         f"INSERT INTO {ids} SELECT event_id, timestamp, project_id, is_bot FROM {events}",
         f"INSERT INTO {_table(database, COPIES_TABLE)}\nSELECT {_SUMMARY} FROM {ids}\n{_COPIES_ONLY}",
+        _copy_rows_select(database, f"(SELECT event_id FROM {_table(database, COPIES_TABLE)})"),
         f"INSERT INTO {_table(database, DAILY_TABLE)}\n{daily_select(events)}",
         f"INSERT INTO {_table(database, HOURLY_TABLE)}\n{hourly_select(events)}",
     ]

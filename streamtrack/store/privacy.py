@@ -13,6 +13,7 @@ from __future__ import annotations
 from streamtrack.store.schema import (
     ALIASES_TABLE,
     COPIES_TABLE,
+    COPY_ROWS_TABLE,
     DAILY_TABLE,
     EVENT_IDS_TABLE,
     EVENTS_TABLE,
@@ -29,27 +30,39 @@ from streamtrack.store.store import EventStore
 _USER_ROWS = "project_id = {project:String} AND (user_id = {user:String} OR anonymous_id = {user:String})"
 
 
+def _holder(store: EventStore, table: str) -> str:
+    """The name of the table that holds the rows: the local one in a cluster (a Distributed table cannot be altered)."""
+    if not store.cluster:
+        return table
+    return LOCAL_TABLE if table == EVENTS_TABLE else f"{table}_local"
+
+
 def _data_table(store: EventStore, table: str = EVENTS_TABLE) -> str:
-    """The table that holds the rows: the local tables in a cluster (a Distributed table cannot be altered)."""
-    if store.cluster:
-        table = LOCAL_TABLE if table == EVENTS_TABLE else f"{table}_local"
-    return f"{quote_identifier(store.database)}.`{table}`{_on_cluster(store.cluster)}"
+    return f"{quote_identifier(store.database)}.`{_holder(store, table)}`{_on_cluster(store.cluster)}"
 
 
-def retention_statement(store: EventStore, days: int) -> str | None:
+RETAINED_TABLES = (EVENTS_TABLE, COPY_ROWS_TABLE)
+"""The tables whose rows expire: the events, and the copies' rows the analytics read beside them."""
+
+
+def retention_statements(store: EventStore, days: int) -> list[str]:
     if days > 0:
-        return f"ALTER TABLE {_data_table(store)} MODIFY TTL toDateTime(timestamp) + toIntervalDay({int(days)})"
-    rows = store.backend.query(
-        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String} "
-        "AND position(create_table_query, ' TTL ') > 0",
-        {"db": store.database, "table": LOCAL_TABLE if store.cluster else EVENTS_TABLE},
-    )
-    return f"ALTER TABLE {_data_table(store)} REMOVE TTL" if rows and int(rows[0][0]) else None
+        ttl = f"MODIFY TTL toDateTime(timestamp) + toIntervalDay({int(days)})"
+        return [f"ALTER TABLE {_data_table(store, table)} {ttl}" for table in RETAINED_TABLES]
+    statements = []
+    for table in RETAINED_TABLES:
+        rows = store.backend.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String} "
+            "AND position(create_table_query, ' TTL ') > 0",
+            {"db": store.database, "table": _holder(store, table)},
+        )
+        if rows and int(rows[0][0]):
+            statements.append(f"ALTER TABLE {_data_table(store, table)} REMOVE TTL")
+    return statements
 
 
 def apply_retention(store: EventStore, days: int) -> None:
-    statement = retention_statement(store, days)
-    if statement is not None:
+    for statement in retention_statements(store, days):
         store.backend.command(statement)
 
 
@@ -82,7 +95,7 @@ def erase_user(store: EventStore, project_id: str, user: str) -> int:
 
     What was derived from those rows goes too: the user's traits, group calls and alias links
     (`identities`, `aliases`), their ids in the copies registry (`event_ids`,
-    `event_copies`), and the daily and hourly rollup rows of the project's affected days, rebuilt from the
+    `event_copies`, `event_copy_rows`), and the daily and hourly rollup rows of the project's affected days, rebuilt from the
     events that remain (the rollup's user states hold the user's hash). Events of the same
     project and day inserted during the rebuild, between its delete and its insert, would be
     counted twice in the rollup; erasure is rare and concerns past days, so this is accepted.
@@ -94,7 +107,7 @@ def erase_user(store: EventStore, project_id: str, user: str) -> int:
         return 0
     db = quote_identifier(store.database)
     store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_USER_ROWS}", params)
-    for table in (EVENT_IDS_TABLE, COPIES_TABLE):
+    for table in (EVENT_IDS_TABLE, COPIES_TABLE, COPY_ROWS_TABLE):
         store.backend.command(
             f"DELETE FROM {_data_table(store, table)} WHERE project_id = {{project:String}} AND event_id IN {{ids:Array(String)}}",
             params,

@@ -246,6 +246,12 @@ def table_columns(database: str, table: str) -> Query:
     return Query(sql, {"database": database, "table": table})
 
 
+def sorting_key(database: str, table: str) -> Query:
+    """One row (the table's sorting key as ClickHouse prints it); none when the table does not exist."""
+    sql = "SELECT sorting_key FROM system.tables WHERE database = {database:String} AND name = {table:String}"
+    return Query(sql, {"database": database, "table": table})
+
+
 def insert_statement(database: str, table: str, columns: Sequence[str], dedup_token: str | None) -> str:
     """The INSERT the embedded engine runs; its rows (Arrow) travel separately, never in the SQL.
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.events import Event
@@ -22,6 +24,7 @@ from streamtrack.store.schema import (
     EVENTS_TABLE,
     LOCAL_TABLE,
     MATERIALIZED_COLUMNS,
+    SORTING_KEY,
     copies_statements,
     drop_statements,
     hourly_statements,
@@ -31,6 +34,9 @@ from streamtrack.store.schema import (
     rollup_statements,
     schema_statements,
 )
+
+
+log = structlog.get_logger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +73,18 @@ class EventStore:
         if self._query_rows(copies.needs_backfill(self.database)) == [(1,)]:
             for statement in copies.backfill(self.database):
                 self.backend.command(statement)
+        self._warn_of_an_old_sorting_key(table)
+
+    def _warn_of_an_old_sorting_key(self, table: str) -> None:
+        """A sorting key cannot gain a column it did not have: say so for a table made before
+        `project_id` joined it (pre-release development data), instead of rebuilding it here."""
+        rows = self._query_rows(queries.sorting_key(self.database, table))
+        if rows and rows[0][0] != SORTING_KEY:
+            log.warning(
+                "events table sorted without project_id: merges can collapse two projects' events that share"
+                " an id, type and time; copy the data into a new database to fix it",
+                database=self.database, sorting_key=rows[0][0],
+            )
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless ClickHouse answers a query."""
@@ -88,8 +106,9 @@ class EventStore:
             return 0
         self.backend.insert_events(self.database, EVENTS_TABLE, events_to_arrow(events), dedup_token)
         # After the insert, not before: see `copies` for why this finds every copy, races included.
-        record = copies.record(self.database, [event.event_id for event in events])
-        self.backend.command(record.sql, record.params)
+        found = self._query_rows(copies.copied(self.database, [event.event_id for event in events]))
+        for statement in copies.record(self.database, [event_id for (event_id,) in found]):  # usually none
+            self.backend.command(statement.sql, statement.params)
         return len(events)
 
     def activities(

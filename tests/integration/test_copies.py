@@ -33,11 +33,23 @@ def registered(store: EventStore) -> dict[str, tuple[int, int, int]]:
     return {event_id: (first, last, rows) for event_id, first, last, rows in rows}
 
 
+def copy_rows(store: EventStore) -> dict[str, list[int]]:
+    """event_id -> the times of its rows in `event_copy_rows` (distinct: a row recorded twice is harmless)."""
+    rows = store.backend.query(
+        f"SELECT event_id, arraySort(groupUniqArray(toUnixTimestamp64Milli(timestamp)))"
+        f" FROM `{store.database}`.event_copy_rows GROUP BY event_id"
+    )
+    return {event_id: list(times) for event_id, times in rows}
+
+
 def test_a_copy_stored_by_two_inserts_is_recorded_with_the_span_of_its_times(clean_store: EventStore) -> None:
     clean_store.insert([event("a"), event("b")])
     assert registered(clean_store) == {}
     clean_store.insert([event("a", at=T0 + 90_000), event("c")])  # a retry stamped 90 s later
     assert registered(clean_store) == {"a": (T0, T0 + 90_000, 2)}
+    assert copy_rows(clean_store) == {"a": [T0, T0 + 90_000]}  # every row of the copied id, no other
+    clean_store.insert([event("a", at=T0 + 5)])  # a third copy: its row joins the others
+    assert copy_rows(clean_store) == {"a": [T0, T0 + 5, T0 + 90_000]}
 
 
 def test_a_repeat_within_one_batch_is_recorded(clean_store: EventStore) -> None:
@@ -69,21 +81,34 @@ def test_racing_inserts_of_the_same_ids_are_recorded(clean_store: EventStore) ->
     for thread in threads:
         thread.join()
     assert set(registered(clean_store)) == {f"id-{i}" for i in range(200)}
+    assert copy_rows(clean_store) == {f"id-{i}": [T0, T0 + 1] for i in range(200)}
 
 
 def test_migrate_backfills_the_registry_for_data_stored_before_it(clean_store: EventStore) -> None:
     clean_store.insert([event("a"), event("b")])
     clean_store.insert([event("a", at=T0 + 5)])
     db = f"`{clean_store.database}`"
-    for table in ("event_ids_mv", "event_ids", "event_copies"):  # as before the registry existed
+    for table in ("event_ids_mv", "event_ids", "event_copies", "event_copy_rows"):  # as before the registry existed
         clean_store.backend.command(f"DROP TABLE {db}.`{table}` SYNC")
     clean_store.migrate()
     assert registered(clean_store) == {"a": (T0, T0 + 5, 2)}
+    assert copy_rows(clean_store) == {"a": [T0, T0 + 5]}
     clean_store.migrate()  # not filled twice
     [(ids,)] = clean_store.backend.query(f"SELECT count() FROM {db}.event_ids")
     assert ids == 3 and registered(clean_store) == {"a": (T0, T0 + 5, 2)}
     clean_store.insert([event("b", at=T0 + DAY)])  # and kept up to date by inserts afterwards
     assert registered(clean_store)["b"] == (T0, T0 + DAY, 2)
+
+
+def test_migrate_fills_the_copies_rows_of_a_registry_older_than_them(clean_store: EventStore) -> None:
+    reader = Analytics(project_store(clean_store, DEFAULT_PROJECT))
+    clean_store.insert([event("a", user="u1"), event("b", user="u2")])
+    clean_store.insert([event("a", at=T0 + 5, user="u1")])
+    clean_store.backend.command(f"DROP TABLE `{clean_store.database}`.event_copy_rows SYNC")  # as before it existed
+    clean_store.migrate()
+    assert copy_rows(clean_store) == {"a": [T0, T0 + 5]}
+    breakdown = reader.breakdown(Filter(start_ms=T0, end_ms=T0 + DAY), by="url", limit=10)  # reads the copies' rows
+    assert [(row.events, row.users) for row in breakdown.rows] == [(2, 2)]
 
 
 def test_the_analytics_take_their_candidates_from_the_registry_and_stay_exact(clean_store: EventStore) -> None:

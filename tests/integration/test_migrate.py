@@ -31,6 +31,7 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
             ("aliases", "ReplacingMergeTree"),
             ("api_keys", "ReplacingMergeTree"),
             ("event_copies", "ReplacingMergeTree"),
+            ("event_copy_rows", "MergeTree"),
             ("event_ids", "MergeTree"),
             ("event_ids_mv", "MaterializedView"),
             ("events", "ReplacingMergeTree"),

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from streamtrack.events import Event
 from streamtrack.store import EventStore
-from streamtrack.store.privacy import apply_retention, retention_statement
+from streamtrack.store.privacy import apply_retention, retention_statements
 from streamtrack.timestamps import now_ms
 
 DAY_MS = 86_400_000
 
 
-def ttl_of(store: EventStore) -> str:
+def ttl_of(store: EventStore, table: str = "events") -> str:
     [(ddl,)] = store.backend.query(
-        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = 'events'",
-        {"db": store.database},
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+        {"db": store.database, "table": table},
     )
     return ddl.partition(" TTL ")[2].partition(" SETTINGS")[0]
 
@@ -27,9 +27,10 @@ def test_retention_deletes_old_events_and_can_be_removed(clean_store: EventStore
     apply_retention(clean_store, 30)
     apply_retention(clean_store, 30)  # every start applies it again: harmless
     assert ttl_of(clean_store) == "toDateTime(timestamp) + toIntervalDay(30)"
+    assert ttl_of(clean_store, "event_copy_rows") == ttl_of(clean_store)  # the copies' rows the analytics read expire too
     clean_store.backend.command(f"OPTIMIZE TABLE `{clean_store.database}`.events FINAL")  # what merges do over time
     left = clean_store.backend.query(f"SELECT event_id FROM `{clean_store.database}`.events ORDER BY event_id")
     assert left == [("e-1",), ("e-29",)]
     apply_retention(clean_store, 0)
-    assert ttl_of(clean_store) == ""
-    assert retention_statement(clean_store, 0) is None  # nothing to remove any more
+    assert ttl_of(clean_store) == "" and ttl_of(clean_store, "event_copy_rows") == ""
+    assert retention_statements(clean_store, 0) == []  # nothing to remove any more

@@ -92,8 +92,23 @@ def test_migrate_twice_is_harmless(clean_store: EventStore) -> None:
     )
     assert (engine, sorting_key) == (
         "ReplacingMergeTree",
-        "toDate(timestamp), event_type, timestamp, event_id",
+        "toDate(timestamp), event_type, timestamp, event_id, project_id",
     )
+
+
+def test_merges_never_collapse_two_projects_events(clean_store: EventStore) -> None:
+    """Same id, type and time in two projects (a client's own ids, or a write key aimed at another
+    project's events): two events, and both stay when merges collapse equal sorting keys."""
+    twins = [
+        Event(event_id="e-1", event_type="click", timestamp=1_769_860_800_000, received_at=1_769_860_800_000,
+              user_id="u", project_id=project)
+        for project in ("shop", "blog")
+    ]
+    clean_store.insert(twins)
+    clean_store.insert(twins[:1])  # and a true copy within one project, which merges do collapse
+    clean_store.backend.command(f"OPTIMIZE TABLE `{clean_store.database}`.events FINAL")
+    rows = clean_store.backend.query(f"SELECT project_id FROM `{clean_store.database}`.events ORDER BY project_id")
+    assert rows == [("blog",), ("shop",)]
 
 
 def test_cluster_schema_is_valid_clickhouse_sql(store: EventStore) -> None:

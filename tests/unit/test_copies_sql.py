@@ -14,24 +14,28 @@ from streamtrack.store.schema import copies_statements, rollup_statements
 
 
 def test_single_node_registry() -> None:
-    ids, registry, view = copies_statements("analytics")
+    ids, registry, rows, view = copies_statements("analytics")
     assert ids.startswith("CREATE TABLE IF NOT EXISTS `analytics`.`event_ids`\n(")
     assert "ENGINE = MergeTree\nORDER BY event_id\n" in ids
     # a replay dropped from `events` by its token must be dropped from the view's table too
     assert ids.endswith("SETTINGS index_granularity = 256, non_replicated_deduplication_window = 1000")
     assert "ENGINE = ReplacingMergeTree(rows)\nORDER BY (project_id, event_id)" in registry
+    # the copies' rows: every column of `events`, property_values computed again at insert
+    assert rows.startswith("CREATE TABLE IF NOT EXISTS `analytics`.`event_copy_rows`\n(")
+    assert "`property_values` Map(String, String) MATERIALIZED" in rows and "`properties` String" in rows
+    assert "ENGINE = MergeTree\nORDER BY (project_id, event_id)\n" in rows
     assert view == (
         "CREATE MATERIALIZED VIEW IF NOT EXISTS `analytics`.`event_ids_mv` TO `analytics`.`event_ids`\n"
         "AS SELECT event_id, timestamp, project_id, is_bot FROM `analytics`.`events`"
     )
-    assert not any("ON CLUSTER" in s for s in (ids, registry, view))
+    assert not any("ON CLUSTER" in s for s in (ids, registry, rows, view))
 
 
 def test_cluster_registry() -> None:
     statements = copies_statements("analytics", "main-cluster")
-    assert len(statements) == 5
+    assert len(statements) == 7
     assert all(" ON CLUSTER `main-cluster`" in s for s in statements)
-    ids_local, ids, copies_local, registry, view = statements
+    ids_local, ids, copies_local, registry, rows_local, rows, view = statements
     assert (
         "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/event_ids_local', '{replica}')\n"
         "ORDER BY event_id\nSETTINGS index_granularity = 256" in ids_local
@@ -46,6 +50,8 @@ def test_cluster_registry() -> None:
         " '{replica}', rows)" in copies_local
     )
     assert "Distributed('main-cluster', 'analytics', 'event_copies_local', cityHash64(event_id))" in registry
+    assert "ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/event_copy_rows_local', '{replica}')" in rows_local
+    assert "Distributed('main-cluster', 'analytics', 'event_copy_rows_local', cityHash64(event_id))" in rows
     assert view == (
         "CREATE MATERIALIZED VIEW IF NOT EXISTS `analytics`.`event_ids_mv` ON CLUSTER `main-cluster`"
         " TO `analytics`.`event_ids_local`\nAS SELECT event_id, timestamp, project_id, is_bot FROM `analytics`.`events_local`"
@@ -54,8 +60,9 @@ def test_cluster_registry() -> None:
 
 def test_ids_and_times_travel_as_parameters() -> None:
     nasty = "x'; DROP TABLE events; --"
-    record = copies.record("db", [nasty, nasty, "b"])
-    assert "DROP" not in record.sql and record.params == {"ids": [nasty, "b"]}
+    assert copies.record("db", []) == []
+    for query in [copies.copied("db", [nasty, nasty, "b"]), *copies.record("db", [nasty, nasty, "b"])]:
+        assert "DROP" not in query.sql and query.params == {"ids": [nasty, "b"]}
     query = copies.candidate_ids("db", 5, 9, limit=3)
     assert query.params == {"start_ms": 5, "end_ms": 9, "limit": 3}
     assert " AND last >= " in query.sql and " AND first < " in query.sql
@@ -65,7 +72,7 @@ def test_ids_and_times_travel_as_parameters() -> None:
 
 def test_identifiers_are_checked() -> None:
     with pytest.raises(ValueError, match="identifier"):
-        copies.record("db`; DROP", ["a"])
+        copies.copied("db`; DROP", ["a"])
     with pytest.raises(ValueError, match="identifier"):
         copies_statements("db`; DROP")
 

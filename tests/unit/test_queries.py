@@ -31,7 +31,7 @@ def test_single_node_schema() -> None:
     assert "ON CLUSTER" not in table
     assert "ENGINE = ReplacingMergeTree\n" in table
     assert "PARTITION BY toYYYYMM(timestamp)\n" in table
-    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id)\n" in table
+    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id, project_id)\n" in table
     assert table.endswith("SETTINGS non_replicated_deduplication_window = 1000")
     for column in ("user_id", "session_id", "event_id"):
         assert f"INDEX idx_{column} {column} TYPE bloom_filter GRANULARITY 1" in table
@@ -52,7 +52,7 @@ def test_cluster_schema() -> None:
         "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/events_local', '{replica}')\n"
         in local
     )
-    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id)" in local
+    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id, project_id)" in local
     assert "INDEX idx_user_id user_id TYPE bloom_filter" in local
     assert "non_replicated_deduplication_window" not in local  # replicated tables deduplicate anyway
     assert distributed == (
