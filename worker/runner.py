@@ -204,6 +204,10 @@ class Worker:
                     partition=item.message.partition(), offset=item.message.offset(),
                 )
         fresh = new_events(events, self.store) if events else []
+        if len(fresh) < len(events):
+            # Copies dropped as stored already: a replay whose first insert may have crashed before
+            # recording a copy it made. A lookup; records only ids stored more than once.
+            self.store.record_copies(list({e.event_id for e in events} - {e.event_id for e in fresh}))
         if fresh:
             # Identity records first: if the events' insert then fails, the replay re-derives them.
             insert_identities(self.store, *identity_records(fresh), dedup_token=batch.dedup_token())

@@ -106,10 +106,16 @@ class EventStore:
             return 0
         self.backend.insert_events(self.database, EVENTS_TABLE, events_to_arrow(events), dedup_token)
         # After the insert, not before: see `copies` for why this finds every copy, races included.
-        found = self._query_rows(copies.copied(self.database, [event.event_id for event in events]))
+        self.record_copies([event.event_id for event in events])
+        return len(events)
+
+    def record_copies(self, event_ids: Sequence[str]) -> None:
+        """List those of `event_ids` stored more than once in the copies registry, with their rows
+        (see `copies`): after each insert, and for ids a replay finds stored already (the insert
+        before the crash may not have got this far)."""
+        found = self._query_rows(copies.copied(self.database, event_ids))
         for statement in copies.record(self.database, [event_id for (event_id,) in found]):  # usually none
             self.backend.command(statement.sql, statement.params)
-        return len(events)
 
     def activities(
         self,

@@ -9,12 +9,16 @@ and check it lists exactly those, and that a token-deduplicated replay is not on
 from __future__ import annotations
 
 import threading
+import uuid
 
 from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.store import EventStore
+from streamtrack.store.codec import events_to_arrow
+from streamtrack.store.schema import EVENTS_TABLE
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import Analytics
 from streamtrack.store.scoped import project_store
+from tests.fixtures.pipeline import Pipeline
 
 DAY = 86_400_000
 T0 = 1_767_600_000_000  # 2026-01-05T08:00:00Z
@@ -125,3 +129,18 @@ def test_the_analytics_take_their_candidates_from_the_registry_and_stay_exact(cl
     assert (overview.total_events, overview.unique_users) == (10, 3)
     hourly = reader.timeseries(day, interval="day")
     assert sum(point.events for point in hourly.series[0].points) == 10
+
+
+def test_a_copy_whose_insert_crashed_before_recording_it_is_recorded_by_the_replay(pipeline: Pipeline) -> None:
+    """A worker that crashes between an insert that made a copy (it raced another worker) and the
+    copies step: the replay finds the id stored and drops it, and records the copy then."""
+    store = pipeline.store
+    event_id = f"crash-{uuid.uuid4().hex[:8]}"
+    for copy in (event(event_id), event(event_id, at=T0 + 90_000)):  # what the racing inserts left, unrecorded
+        store.backend.insert_events(store.database, EVENTS_TABLE, events_to_arrow([copy]), None)
+    assert event_id not in registered(store)
+    with pipeline.client() as client:  # the replayed record reaches the worker again
+        body = {"event_id": event_id, "event_type": "page_view", "user_id": "u1", "timestamp": T0}
+        assert client.post("/track", json=body).status_code == 202
+    pipeline.wait_for(lambda: event_id in registered(store), what="the copy in the registry")
+    assert copy_rows(store)[event_id] == [T0, T0 + 90_000]
