@@ -5,7 +5,9 @@
 Events are generated inside ClickHouse (numbers()), not through HTTP: spread evenly over
 the last `--days` days up to now, 200k users (one in ten anonymous), sessions of 7 events,
 200 pages, the load generator's event types, a `plan` property; plus 0.05 % stored copies
-of earlier events with a later timestamp (what a worker race leaves; `--copy-every 0`: none),
+of earlier events with a later timestamp (what a worker race leaves; `--copy-every 0`: none)
+and two copies across the start of a day 10 days ago and of its week (the active-users case
+that reads raw rows),
 recorded in the copies registry as `EventStore.insert` does, so the deduplication path that
 handles copies is the one measured. Each case calls the reader the endpoint calls (no HTTP:
 that adds ~2 ms) on the default project, with the endpoint's default range (the last 7
@@ -62,8 +64,21 @@ FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % {every} = 0
 """
 
 
+# A copy across the start of this day (days ago) and one across the start of its week: DAU/WAU
+# then come from the week's raw rows instead of the daily rollup.
+CROSSED_DAYS_AGO = 10
+CROSSING = """
+INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
+    referrer, channel, campaign_id, properties)
+SELECT event_id, event_type, timestamp + INTERVAL 120 SECOND, received_at, user_id, anonymous_id, session_id, url,
+       referrer, channel, campaign_id, properties
+FROM `{db}`.events WHERE event_id IN {{ids:Array(String)}}
+"""
+
+
 def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
     week = Filter(start_ms=now - 7 * DAY_MS, end_ms=now)
+    crossed = now // DAY_MS * DAY_MS - CROSSED_DAYS_AGO * DAY_MS
     return {
         "overview (all time)": lambda: reader.overview(now_ms=now),
         "timeseries (7 d, hourly)": lambda: reader.timeseries(week, interval="hour"),
@@ -76,6 +91,9 @@ def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
         "top-pages": lambda: reader.top_pages(week, limit=10),
         "active-users (DAU/WAU/MAU)": lambda: reader.active_users(
             now_ms=now, window_minutes=5, day_ms=now // DAY_MS * DAY_MS
+        ),
+        "active-users, copies across day/week start": lambda: reader.active_users(
+            now_ms=now, window_minutes=5, day_ms=crossed
         ),
         "sessions": lambda: reader.sessions(week),
         "funnel (4 steps, 1 h)": lambda: reader.funnel(
@@ -107,8 +125,16 @@ def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int
     if not copy_every:
         return
     store.backend.command(COPIES.format(db=store.database, every=copy_every))
+    day = (start + span) // DAY_MS * DAY_MS - CROSSED_DAYS_AGO * DAY_MS
+    crossing = []
+    for bound in (day, day - 6 * DAY_MS):
+        crossing += [row[0] for row in store.backend.query(
+            f"SELECT event_id FROM `{store.database}`.events WHERE timestamp >= fromUnixTimestamp64Milli({bound - 60_000})"
+            f" AND timestamp < fromUnixTimestamp64Milli({bound}) LIMIT 1"
+        )]
+    store.backend.command(CROSSING.format(db=store.database), {"ids": crossing})
     # What EventStore.insert does after an insert: record the batch's ids stored more than once.
-    for statement in copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)]):
+    for statement in copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)] + crossing):
         store.backend.command(statement.sql, statement.params)
 
 

@@ -121,6 +121,8 @@ class Filter(NamedTuple):
     """Only events that carry a url."""
     with_property: str | None = None
     """Only events that have this top-level property (a property breakdown)."""
+    without_ids: tuple[str, ...] = ()
+    """Not these event ids (copies whose event counts before the range: see `rollups.crossing_ids`)."""
 
     def where(self, params: dict[str, Any]) -> list[str]:
         """The WHERE fragments for the filters present, their values added to `params`."""
@@ -156,6 +158,9 @@ class Filter(NamedTuple):
         if self.with_property is not None:
             params["has_key"] = self.with_property
             fragments.append(has_property("has_key"))
+        if self.without_ids:
+            params["without_ids"] = list(self.without_ids)
+            fragments.append("event_id NOT IN {without_ids:Array(String)}")
         return fragments
 
 

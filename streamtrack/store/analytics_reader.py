@@ -405,21 +405,24 @@ class Analytics:
         )
 
     def _active_users(self, *, day_ms: int, week_ms: int) -> tuple[int, int, int]:
-        """DAU, WAU, MAU from the daily rollup; from the raw rows when a copy would add a user
-        to the day or the week (it lies there, its event's earliest copy before: see `rollups`)."""
+        """DAU, WAU, MAU from the daily rollup, except a window a copy would add a user to (it lies
+        there, its event's earliest copy before: see `rollups`): that window's answers come from
+        its raw rows without those copies (the week's: ~2M rows at 10M events, not the month's)."""
         start_ms, end_ms = day_ms - 29 * DAY_MS, day_ms + DAY_MS
-        bounds = [day_ms, week_ms]
-        query = rollups.boundary_copies(self.database, start_ms=start_ms, end_ms=end_ms, bounds=bounds)
-        if self._rows(query) == [(0,)]:
-            query = rollups.active_users(
-                self.database, start_ms=start_ms, end_ms=end_ms, day_ms=day_ms, week_ms=week_ms
-            )
-        else:
-            month = Filter(start_ms=start_ms, end_ms=end_ms)
-            query = analytics.active_users(
-                self.database, month, self.duplicates(month), day_ms=day_ms, week_ms=week_ms
-            )
-        [(dau, wau, mau)] = self._rows(query)
+        [(dau, wau, mau)] = self._rows(
+            rollups.active_users(self.database, start_ms=start_ms, end_ms=end_ms, day_ms=day_ms, week_ms=week_ms)
+        )
+        for bound in (week_ms, day_ms):  # the week's raw rows answer for the day too
+            query = rollups.crossing_ids(self.database, start_ms=start_ms, end_ms=end_ms, bound=bound)
+            crossing = tuple(event_id for (event_id,) in self._rows(query))
+            if crossing:
+                window = Filter(start_ms=bound, end_ms=end_ms, without_ids=crossing)
+                query = analytics.active_users(
+                    self.database, window, self.duplicates(window), day_ms=day_ms, week_ms=week_ms
+                )
+                [(dau, raw_wau, _)] = self._rows(query)
+                wau = raw_wau if bound == week_ms else wau
+                break
         return dau, wau, mau
 
     def sessions(self, filters: Filter) -> Sessions:

@@ -12,8 +12,8 @@ answer is corrected with the copies registry (`event_copies`, a few rows), exact
   without the copied ids, which count at their earliest copy (`copy_summary`);
 - unique users and sessions: a copy carries its event's user and session, so over all time
   it adds nobody. Over a day or week it adds its user only when it lies in that window while
-  the event's earliest copy lies before it; `boundary_copies` counts such copies, and the
-  reader answers from the raw rows when there is any.
+  the event's earliest copy lies before it; `crossing_ids` lists such copies, and the
+  reader answers that window from its raw rows, without them.
 Uniques stay `uniqCombined` estimates, as on the raw path (states merged across days).
 """
 
@@ -108,25 +108,22 @@ def active_users(database: str, *, start_ms: int, end_ms: int, day_ms: int, week
     return Query(sql, params)
 
 
-def boundary_copies(database: str, *, start_ms: int, end_ms: int, bounds: Sequence[int]) -> Query:
-    """One row: how many copied rows in [start_ms, end_ms) lie at or after one of `bounds`
-    while their id's earliest copy in that range lies before it."""
-    params: dict[str, Any] = {"start_ms": start_ms, "end_ms": end_ms}
-    crossings = []
-    for i, bound in enumerate(bounds):
-        params[f"bound_{i}"] = bound
-        crossings.append(f"(t >= {{bound_{i}:Int64}} AND first < {{bound_{i}:Int64}})")
+def crossing_ids(database: str, *, start_ms: int, end_ms: int, bound: int) -> Query:
+    """Rows (event_id,): ids with a copy in [start_ms, end_ms) at or after `bound` while their
+    earliest copy in that range lies before it (the copy would add its user after `bound`)."""
+    params: dict[str, Any] = {"start_ms": start_ms, "end_ms": end_ms, "bound": bound}
     in_range = (
         "arrayFilter(t -> t >= {start_ms:Int64} AND t < {end_ms:Int64},"
         " arrayMap(x -> toUnixTimestamp64Milli(x), times))"
     )
     sql = "\n".join(
         [
-            f"SELECT countIf({' OR '.join(crossings) or '0'})",
-            f"FROM (SELECT {in_range} AS kept, arrayMin(kept) AS first",
-            f"      FROM ({_LATEST_RECORDS} FROM {_table(database, COPIES_TABLE)}",
+            "SELECT DISTINCT event_id",
+            f"FROM (SELECT event_id, {in_range} AS kept, arrayMin(kept) AS first",
+            f"      FROM (SELECT event_id, argMax(times, rows) AS times FROM {_table(database, COPIES_TABLE)}",
             f"            WHERE {SCOPE} GROUP BY event_id))",
             "ARRAY JOIN kept AS t",
+            "WHERE t >= {bound:Int64} AND first < {bound:Int64}",
         ]
     )
     return Query(sql, params)

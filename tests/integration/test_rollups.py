@@ -92,6 +92,17 @@ def test_active_users_from_the_rollup_and_around_a_copy_crossing_a_day(clean_sto
     clean_store.insert([event("x", day + DAY_MS + HOUR, "u9")])
     after = reader.active_users(now_ms=day, window_minutes=5, day_ms=day + DAY_MS)
     assert (after.dau, after.wau, after.mau) == (0, 4, 4) == raw_active_users(reader, day + DAY_MS)
+    # u8's only event of the week is a copy of one from before it: in MAU, not in WAU (the week's
+    # raw rows answer, without that copy).
+    clean_store.insert([event("y", day - 9 * DAY_MS, "u8")])
+    clean_store.insert([event("y", day - 2 * DAY_MS, "u8")])
+    after = reader.active_users(now_ms=day, window_minutes=5, day_ms=day + DAY_MS)
+    assert (after.dau, after.wau, after.mau) == (0, 4, 5) == raw_active_users(reader, day + DAY_MS)
+    # and a copy crossing both the week's and the day's start
+    clean_store.insert([event("z", day - 8 * DAY_MS, "u7")])
+    clean_store.insert([event("z", day + DAY_MS + 2 * HOUR, "u7")])
+    after = reader.active_users(now_ms=day, window_minutes=5, day_ms=day + DAY_MS)
+    assert (after.dau, after.wau, after.mau) == (0, 4, 6) == raw_active_users(reader, day + DAY_MS)
 
 
 def test_migrate_rebuilds_the_rollup_for_data_stored_before_it(clean_store: EventStore) -> None:

@@ -101,7 +101,7 @@ def test_rollup_reads_are_scoped_to_the_caller_s_project() -> None:
         rollups.copy_summary("db", recent_ms=1),
         rollups.tail("db", ["a"], since_ms=1, recent_ms=2),
         rollups.active_users("db", start_ms=0, end_ms=1, day_ms=0, week_ms=0),
-        rollups.boundary_copies("db", start_ms=0, end_ms=1, bounds=[0, 1]),
+        rollups.crossing_ids("db", start_ms=0, end_ms=1, bound=0),
     ):
         assert "project_id = {scope_project:String}" in query.sql
     assert "is_bot = 0" in rollups.tail("db", [], since_ms=None, recent_ms=0).sql
