@@ -415,14 +415,14 @@ class Analytics:
         for bound in (week_ms, day_ms):  # the week's raw rows answer for the day too
             query = rollups.crossing_ids(self.database, start_ms=start_ms, end_ms=end_ms, bound=bound)
             crossing = tuple(event_id for (event_id,) in self._rows(query))
-            if crossing:
-                window = Filter(start_ms=bound, end_ms=end_ms, without_ids=crossing)
-                query = analytics.active_users(
-                    self.database, window, self.duplicates(window), day_ms=day_ms, week_ms=week_ms
-                )
-                [(dau, raw_wau, _)] = self._rows(query)
-                wau = raw_wau if bound == week_ms else wau
-                break
+            if not crossing:
+                continue
+            window = Filter(start_ms=bound, end_ms=end_ms, without_ids=crossing)
+            query = analytics.active_users(
+                self.database, window, self.duplicates(window), day_ms=day_ms, week_ms=week_ms
+            )
+            [(raw_dau, raw_wau, _)] = self._rows(query)
+            return raw_dau, raw_wau if bound == week_ms else wau, mau
         return dau, wau, mau
 
     def sessions(self, filters: Filter) -> Sessions:
