@@ -18,6 +18,7 @@ from urllib.parse import urlparse, urlunparse
 
 import clickhouse_connect
 import pytest
+import structlog.testing
 
 from streamtrack.config import load_settings
 from streamtrack.errors import ConfigError, StoreUnavailable
@@ -109,6 +110,24 @@ def test_merges_never_collapse_two_projects_events(clean_store: EventStore) -> N
     clean_store.backend.command(f"OPTIMIZE TABLE `{clean_store.database}`.events FINAL")
     rows = clean_store.backend.query(f"SELECT project_id FROM `{clean_store.database}`.events ORDER BY project_id")
     assert rows == [("blog",), ("shop",)]
+
+
+def test_migrate_warns_of_an_events_table_sorted_without_the_project(clean_store: EventStore) -> None:
+    """A sorting key cannot gain a column it did not have: migrate says so instead of rebuilding."""
+    db = f"`{clean_store.database}`"
+    clean_store.backend.command(f"DROP TABLE {db}.events SYNC")
+    old_key = schema_statements(clean_store.database)[1].replace(", project_id)", ")")
+    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id)" in old_key
+    clean_store.backend.command(old_key)  # as tables made before project_id joined the key
+    with structlog.testing.capture_logs() as logs:
+        clean_store.migrate()
+    [warning] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert "sorted without project_id" in warning["event"]
+    assert warning["sorting_key"] == "toDate(timestamp), event_type, timestamp, event_id"
+    with structlog.testing.capture_logs() as logs:
+        clean_store.backend.command(f"DROP TABLE {db}.events SYNC")
+        clean_store.migrate()  # a table made now: no warning
+    assert not [entry for entry in logs if entry["log_level"] == "warning"]
 
 
 def test_cluster_schema_is_valid_clickhouse_sql(store: EventStore) -> None:
