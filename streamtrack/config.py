@@ -242,7 +242,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "retention_days": Setting(
         "STREAMTRACK_RETENTION_DAYS", "0", _int(0, 36_500),
-        "Events older than this many days are deleted by ClickHouse (a table TTL); 0 keeps them forever.",
+        "Events older than this many days are deleted by ClickHouse (table TTLs, on the rollups and copies tables too); 0 keeps them forever.",
     ),
 }
 

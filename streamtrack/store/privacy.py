@@ -1,4 +1,5 @@
-"""Privacy in the store: the retention TTL of the events table, and erasing one user's events.
+"""Privacy in the store: the retention TTL of the events (and what is derived from them), and
+erasing one user's events.
 
 Retention is a ClickHouse table TTL (`ALTER … MODIFY TTL`): ClickHouse drops expired rows in
 the background while merging, no cron job needed. It is applied at start-up from
@@ -41,14 +42,25 @@ def _data_table(store: EventStore, table: str = EVENTS_TABLE) -> str:
     return f"{quote_identifier(store.database)}.`{_holder(store, table)}`{_on_cluster(store.cluster)}"
 
 
-RETAINED_TABLES = (EVENTS_TABLE, COPY_ROWS_TABLE)
-"""The tables whose rows expire: the events, and the copies' rows the analytics read beside them."""
+RETAINED_TABLES = {
+    EVENTS_TABLE: "toDateTime(timestamp)",
+    COPY_ROWS_TABLE: "toDateTime(timestamp)",
+    EVENT_IDS_TABLE: "toDateTime(timestamp)",
+    COPIES_TABLE: "toDateTime(last)",
+    DAILY_TABLE: "toDateTime(day)",
+    HOURLY_TABLE: "hour",
+}
+"""The tables whose rows expire, and the time each row expires from: the events, and what was
+derived from them (the copies registry and rows, the rollups, whose user states hold user
+hashes), so that nothing outlives the events and all-time answers stay what the rows say."""
 
 
 def retention_statements(store: EventStore, days: int) -> list[str]:
     if days > 0:
-        ttl = f"MODIFY TTL toDateTime(timestamp) + toIntervalDay({int(days)})"
-        return [f"ALTER TABLE {_data_table(store, table)} {ttl}" for table in RETAINED_TABLES]
+        return [
+            f"ALTER TABLE {_data_table(store, table)} MODIFY TTL {time} + toIntervalDay({int(days)})"
+            for table, time in RETAINED_TABLES.items()
+        ]
     statements = []
     for table in RETAINED_TABLES:
         rows = store.backend.query(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from streamtrack.events import Event
+from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.store import EventStore
+from streamtrack.store.analytics_reader import Analytics
 from streamtrack.store.privacy import apply_retention, retention_statements
+from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
 
 DAY_MS = 86_400_000
@@ -27,10 +29,18 @@ def test_retention_deletes_old_events_and_can_be_removed(clean_store: EventStore
     apply_retention(clean_store, 30)
     apply_retention(clean_store, 30)  # every start applies it again: harmless
     assert ttl_of(clean_store) == "toDateTime(timestamp) + toIntervalDay(30)"
-    assert ttl_of(clean_store, "event_copy_rows") == ttl_of(clean_store)  # the copies' rows the analytics read expire too
-    clean_store.backend.command(f"OPTIMIZE TABLE `{clean_store.database}`.events FINAL")  # what merges do over time
+    # what was derived from the events expires with them
+    assert ttl_of(clean_store, "event_copy_rows") == ttl_of(clean_store)
+    assert ttl_of(clean_store, "event_ids") == ttl_of(clean_store)
+    assert ttl_of(clean_store, "event_copies") == "toDateTime(last) + toIntervalDay(30)"
+    assert ttl_of(clean_store, "events_daily") == "toDateTime(day) + toIntervalDay(30)"
+    assert ttl_of(clean_store, "events_hourly") == "hour + toIntervalDay(30)"
+    for table in ("events", "events_daily"):  # what merges do over time
+        clean_store.backend.command(f"OPTIMIZE TABLE `{clean_store.database}`.{table} FINAL")
     left = clean_store.backend.query(f"SELECT event_id FROM `{clean_store.database}`.events ORDER BY event_id")
     assert left == [("e-1",), ("e-29",)]
+    reader = Analytics(project_store(clean_store, DEFAULT_PROJECT))
+    assert reader.overview(now_ms=now).total_events == 2  # the rollup's all-time count too
     apply_retention(clean_store, 0)
-    assert ttl_of(clean_store) == "" and ttl_of(clean_store, "event_copy_rows") == ""
+    assert all(ttl_of(clean_store, table) == "" for table in ("events", "event_copy_rows", "events_hourly"))
     assert retention_statements(clean_store, 0) == []  # nothing to remove any more
