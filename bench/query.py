@@ -54,26 +54,19 @@ SELECT concat('e', toString(number)), {types}[number % 9 + 1],
 FROM numbers({count})
 SETTINGS optimize_on_insert = 0
 """
-# Copies of every `--copy-every`th event, 90 s later (same id, all else equal).
+# Copies of the events `where` selects, `delay` seconds later (same id, all else equal).
 COPIES = """
 INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
     referrer, channel, campaign_id, properties)
-SELECT event_id, event_type, timestamp + INTERVAL 90 SECOND, received_at, user_id, anonymous_id, session_id, url,
+SELECT event_id, event_type, timestamp + INTERVAL {delay} SECOND, received_at, user_id, anonymous_id, session_id, url,
        referrer, channel, campaign_id, properties
-FROM `{db}`.events WHERE toUInt64(substring(event_id, 2)) % {every} = 0
+FROM `{db}`.events WHERE {where}
 """
 
 
 # A copy across the start of this day (days ago) and one across the start of its week: DAU/WAU
 # then come from the week's raw rows instead of the daily rollup.
 CROSSED_DAYS_AGO = 10
-CROSSING = """
-INSERT INTO `{db}`.events (event_id, event_type, timestamp, received_at, user_id, anonymous_id, session_id, url,
-    referrer, channel, campaign_id, properties)
-SELECT event_id, event_type, timestamp + INTERVAL 120 SECOND, received_at, user_id, anonymous_id, session_id, url,
-       referrer, channel, campaign_id, properties
-FROM `{db}`.events WHERE event_id IN {{ids:Array(String)}}
-"""
 
 
 def cases(reader: Analytics, now: int) -> dict[str, Callable[[], object]]:
@@ -124,7 +117,9 @@ def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int
     )
     if not copy_every:
         return
-    store.backend.command(COPIES.format(db=store.database, every=copy_every))
+    # every `--copy-every`th event, 90 s later
+    where = f"toUInt64(substring(event_id, 2)) % {copy_every} = 0"
+    store.backend.command(COPIES.format(db=store.database, delay=90, where=where))
     day = (start + span) // DAY_MS * DAY_MS - CROSSED_DAYS_AGO * DAY_MS
     crossing = []
     for bound in (day, day - 6 * DAY_MS):
@@ -132,7 +127,7 @@ def fill(store: EventStore, *, size: int, start: int, span: int, copy_every: int
             f"SELECT event_id FROM `{store.database}`.events WHERE timestamp >= fromUnixTimestamp64Milli({bound - 60_000})"
             f" AND timestamp < fromUnixTimestamp64Milli({bound}) LIMIT 1"
         )]
-    store.backend.command(CROSSING.format(db=store.database), {"ids": crossing})
+    store.backend.command(COPIES.format(db=store.database, delay=120, where="event_id IN {ids:Array(String)}"), {"ids": crossing})
     # What EventStore.insert does after an insert: record the batch's ids stored more than once.
     for statement in copies.record(store.database, [f"e{n}" for n in range(0, size, copy_every)] + crossing):
         store.backend.command(statement.sql, statement.params)

@@ -109,7 +109,8 @@ def _api(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         log.info("api listening", host=settings.host, port=settings.port)
-        asyncio.run(make_server(create_app(services), settings.host, settings.port, settings.http_keepalive_seconds).serve())
+        server = make_server(create_app(services), settings.host, settings.port, settings.http_keepalive_seconds)
+        asyncio.run(server.serve())
     finally:
         services.close()
         services.store.close()
