@@ -97,3 +97,18 @@ class BrokerUnavailable(RetryableError):
 
 class StoreUnavailable(RetryableError):
     code = "store_unavailable"
+
+
+class QueryTooLarge(ClientError):
+    """A read would scan more rows or bytes than a query may (STREAMTRACK_QUERY_MAX_ROWS/_BYTES):
+    the same request fails again, a narrower one (time range, filter) does not."""
+
+    status = 422
+    code = "query_too_large"
+
+
+class QueryLimitExceeded(RetryableError):
+    """A read ran out of its time or memory bound (STREAMTRACK_QUERY_MAX_SECONDS/_MEMORY_BYTES):
+    it may pass when the store is less busy, or narrowed."""
+
+    code = "query_limit_exceeded"

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from streamtrack.errors import QueryLimitExceeded, QueryTooLarge, StreamTrackError
+
 # ClickHouse error codes that mean "try again later", not "your query is wrong".
 RETRYABLE_CODES = frozenset(
     {
@@ -53,6 +55,45 @@ def is_retryable_code(code: int | None) -> bool:
     return code in RETRYABLE_CODES
 
 
+QuerySettings = Mapping[str, int | float]
+"""Per-query ClickHouse settings (the API's read bounds: max_execution_time, max_memory_usage, ...)."""
+
+# Errors a bounded query raises when it hits one of its own settings, not a store failure.
+_TOO_LARGE_CODES = frozenset({158, 307})  # TOO_MANY_ROWS, TOO_MANY_BYTES
+_OVER_LIMIT_CODES = frozenset({159, 160, 241})  # TIMEOUT_EXCEEDED, TOO_SLOW, MEMORY_LIMIT_EXCEEDED
+_SETTING_NAME = re.compile(r"^[a-z_]+$")
+
+
+def with_settings(sql: str, settings: QuerySettings | None) -> str:
+    """`sql` with a trailing SETTINGS clause (what chdb, which takes no settings argument, needs).
+
+    Names are fixed identifiers and values numbers, never user input; checked anyway.
+    """
+    if not settings:
+        return sql
+    parts = []
+    for name, value in settings.items():
+        if not _SETTING_NAME.match(name) or isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"query setting {name}={value!r}: a lower-case name and a number")
+        parts.append(f"{name} = {value!r}")
+    return f"{sql}\nSETTINGS {', '.join(parts)}"
+
+
+def bound_error(exc: BaseException, settings: QuerySettings | None) -> StreamTrackError | None:
+    """The error to raise when a query run with `settings` failed on one of its bounds, else None."""
+    if not settings:
+        return None
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        code = error_code(str(exc))
+    if code in _TOO_LARGE_CODES:
+        return QueryTooLarge("this query would read more data than one query may here; narrow 'from'/'to' or add a filter")
+    if code in _OVER_LIMIT_CODES:
+        what = "memory" if code == 241 else "time"
+        return QueryLimitExceeded(f"this query ran out of its {what} bound; retry later or narrow it", retry_after=5)
+    return None
+
+
 class Backend(Protocol):
     """One way to reach ClickHouse. Implementations are safe to share between threads."""
 
@@ -62,8 +103,12 @@ class Backend(Protocol):
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns nothing (DDL)."""
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run a SELECT; rows as tuples of plain Python values (int, str, list)."""
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, settings: QuerySettings | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run a SELECT; rows as tuples of plain Python values (int, str, list).
+
+        With `settings`, a bound the query hits raises QueryTooLarge or QueryLimitExceeded."""
 
     def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
         """Insert an Arrow table whose columns match the table's; a repeated token is dropped."""

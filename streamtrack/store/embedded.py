@@ -35,7 +35,7 @@ from chdb.session import Session
 
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.store import queries
-from streamtrack.store.backend import error_code, is_retryable_code
+from streamtrack.store.backend import QuerySettings, bound_error, error_code, is_retryable_code, with_settings
 
 # chdb parses parameter values as escaped text (like TSV fields), not verbatim:
 # unescaped, "a\tb" fails to parse and "a\\b" silently becomes another string.
@@ -203,9 +203,16 @@ class EmbeddedBackend:
         with _connection(self._live()) as session:
             session.query(sql, "CSV", params=_encode_params(params))
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with _connection(self._live()) as session:
-            result = session.query(sql, "JSONCompact", params=_encode_params(params))
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, settings: QuerySettings | None = None
+    ) -> list[tuple[Any, ...]]:
+        try:
+            with _connection(self._live()) as session:
+                result = session.query(with_settings(sql, settings), "JSONCompact", params=_encode_params(params))
+        except (RuntimeError, StoreUnavailable) as exc:
+            if (bounded := bound_error(exc, settings)) is not None:
+                raise bounded from exc
+            raise
         return _decode_result(result.bytes()).data
 
     def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:

@@ -27,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streamtrack.errors import ConfigError, StoreUnavailable
-from streamtrack.store.backend import error_code, is_retryable_code
+from streamtrack.store.backend import QuerySettings, bound_error, error_code, is_retryable_code
 from streamtrack.store.queries import insert_settings
 
 
@@ -121,11 +121,20 @@ class ServerBackend:
         with _availability_errors():
             client.command(sql, parameters=dict(params) if params else None)
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(
+        self, sql: str, params: Mapping[str, Any] | None = None, settings: QuerySettings | None = None
+    ) -> list[tuple[Any, ...]]:
         client = self._client()
-        with _availability_errors():
-            result = client.query(sql, parameters=dict(params) if params else None)
-            return [tuple(row) for row in result.result_rows]
+        try:
+            with _availability_errors():
+                result = client.query(
+                    sql, parameters=dict(params) if params else None, settings=dict(settings) if settings else None
+                )
+                return [tuple(row) for row in result.result_rows]
+        except (DatabaseError, StoreUnavailable) as exc:
+            if (bounded := bound_error(exc, settings)) is not None:
+                raise bounded from exc
+            raise
 
     def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
         client = self._client()
