@@ -10,6 +10,7 @@ A bad value stops start-up with one message naming every offending variable.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -92,6 +93,20 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _addresses(raw: str) -> str:
+    """Comma-separated IP addresses and networks (CIDR), or `*`; uvicorn would take a typo as a
+    literal that never matches, so each one is checked here."""
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if items == ["*"]:
+        return "*"
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks (a.b.c.d, a.b.c.0/24) or '*', {item!r} is neither") from None
+    return ",".join(items)
+
+
 def _switch(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("on", "off", "true", "false", "1", "0"):
@@ -115,6 +130,27 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_HTTP_KEEPALIVE_SECONDS", "75", _int(1, 3600),
         "Idle keep-alive connections are closed after this. Keep it above the idle timeout of the load "
         "balancer in front (GCP: 600 s, AWS ALB: 60 s), or it closes connections the balancer is reusing.",
+    ),
+    "forwarded_allow_ips": Setting(
+        "STREAMTRACK_FORWARDED_ALLOW_IPS", "", _addresses,
+        "Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` the API believes: addresses or CIDR networks, "
+        "comma-separated, or `*`. Empty: none, the client address is the peer's (a client cannot choose the "
+        "address the rate limiter sees). The chart sets its Ingress's.",
+    ),
+    "http_header_timeout_seconds": Setting(
+        "STREAMTRACK_HTTP_HEADER_TIMEOUT_SECONDS", "10", _int(1, 3600),
+        "A request's line and headers must arrive within this many seconds of its first byte (else 408, closed).",
+    ),
+    "http_body_timeout_seconds": Setting(
+        "STREAMTRACK_HTTP_BODY_TIMEOUT_SECONDS", "30", _int(1, 3600),
+        "A request's body must arrive within this many seconds of its headers (else 408, closed).",
+    ),
+    "http_max_header_bytes": Setting(
+        "STREAMTRACK_HTTP_MAX_HEADER_BYTES", "32768", _int(1024, 1024 * 1024),
+        "Largest request line plus headers (else 431, closed).",
+    ),
+    "http_max_headers": Setting(
+        "STREAMTRACK_HTTP_MAX_HEADERS", "100", _int(8, 10_000), "Most header fields in one request (else 431, closed)."
     ),
     "kafka_bootstrap_servers": Setting(
         "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", _servers,
@@ -224,6 +260,23 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_RATE_LIMIT_ADDRESS_PER_S", "200", _int(0, 10_000_000),
         "Requests per second one client address may make (token bucket; burst twice that); 0 turns it off. Auth on only.",
     ),
+    "query_concurrency_per_key": Setting(
+        "STREAMTRACK_QUERY_CONCURRENCY_PER_KEY", "8", _int(0, 10_000),
+        "Reads (`/analytics/*`, `/activities`) one key may have running at once per API replica; more get 429 "
+        "with Retry-After. 0 turns it off. Auth on only.",
+    ),
+    "query_max_seconds": Setting(
+        "STREAMTRACK_QUERY_MAX_SECONDS", "15", _int(0, 3600),
+        "ClickHouse stops an API read after this long (503 query_limit_exceeded); 0: no bound.",
+    ),
+    "query_max_memory_bytes": Setting(
+        "STREAMTRACK_QUERY_MAX_MEMORY_BYTES", str(1024**3), _int(0, 2**50),
+        "Memory one API read may use in ClickHouse (503 query_limit_exceeded); 0: no bound.",
+    ),
+    "query_max_rows": Setting(
+        "STREAMTRACK_QUERY_MAX_ROWS", "1000000000", _int(0, 2**62),
+        "Rows one API read may scan in ClickHouse (422 query_too_large: narrow the range); 0: no bound.",
+    ),
     "cors_origins": Setting(
         "STREAMTRACK_CORS_ORIGINS", "*", _text,
         "Origins browsers may send events from (ingestion endpoints only), comma-separated, or `*`; empty: none.",
@@ -252,6 +305,11 @@ class Settings:
     host: str
     port: int
     http_keepalive_seconds: int
+    forwarded_allow_ips: str
+    http_header_timeout_seconds: int
+    http_body_timeout_seconds: int
+    http_max_header_bytes: int
+    http_max_headers: int
     kafka_bootstrap_servers: str
     kafka_options: dict[str, str]
     topic: str
@@ -283,6 +341,10 @@ class Settings:
     key_cache_seconds: int
     rate_limit_key_per_s: int
     rate_limit_address_per_s: int
+    query_concurrency_per_key: int
+    query_max_seconds: int
+    query_max_memory_bytes: int
+    query_max_rows: int
     cors_origins: str
     bot_events_per_second: int
     bot_action: str
