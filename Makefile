@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test audit bench install clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test audit bench install kafka clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -22,14 +22,20 @@ $(CHROMIUM):
 
 install: $(STAMP)
 
-dev: $(STAMP)
+dev: $(STAMP) kafka
 	$(BIN)/streamtrack dev
+
+# Apache Kafka's jars from Maven Central (pinned in streamtrack/kafka/apache/pom.xml), cached by
+# version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): the broker of the tests and of `make dev`.
+kafka: $(STAMP)
+	@command -v mvn >/dev/null || scripts/apt-install maven
+	$(BIN)/python -P -m streamtrack.kafka.apache
 
 # The official Segment/RudderStack SDKs the Segment-compatible API is tested with (.sdk/, pinned in tests/sdk/).
 sdk-clients:
 	PYTHON=$(PYTHON) scripts/sdk-clients
 
-test: $(STAMP) $(CHROMIUM) sdk-clients
+test: $(STAMP) $(CHROMIUM) sdk-clients kafka
 	$(BIN)/pytest -q
 	$(BIN)/python -P scripts/dependency_audit.py
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,25 +17,15 @@ from pathlib import Path
 
 import structlog
 
+from streamtrack.kafka.ports import free_port, port_open
+
+__all__ = ["LocalBroker", "LocalBrokerError", "free_port", "port_open"]
+
 log = structlog.get_logger(__name__)
 
 
 class LocalBrokerError(RuntimeError):
     pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def broker_binary() -> str:
