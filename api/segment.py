@@ -23,7 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from streamtrack.api.auth import authenticate_body_key
+from streamtrack.api.auth import KEY_HEADER, authenticate_body_key, key_from_headers
 from streamtrack.api.errors import ErrorBody
 from streamtrack.api.ingest import JSON_TYPES, _context
 from streamtrack.api.services import Services
@@ -63,7 +63,8 @@ def _error(description: str) -> ResponseSpec:
 
 _RESPONSES = {
     400: _error("Not JSON, over Segment's limits (32 KB a message, 500 KB a batch) or an invalid message."),
-    401: _error("No write key: send it as the HTTP Basic user name, or as `writeKey` in the body."),
+    401: _error("No write key: send it as the HTTP Basic user name, as a Bearer token, in X-StreamTrack-Key, "
+                "or as `writeKey` in the body."),
     503: _error("The broker did not acknowledge in time; retry with the same messageIds after Retry-After."),
 }
 
@@ -154,10 +155,20 @@ async def _read(request: Request, max_bytes: int) -> bytes:
     return body
 
 
+def sent_key(request: Request, body_key: object) -> str | None:
+    """The key in any form the README's Security section lists: Bearer, HTTP Basic's user name,
+    X-StreamTrack-Key, `?key=` (as on /track), else Segment's `writeKey` in the body."""
+    authorization = request.headers.get("authorization")
+    segment_key = write_key(authorization, body_key)  # a malformed Basic header: 401 naming it
+    headers = {"authorization": authorization or "", KEY_HEADER: request.headers.get(KEY_HEADER, "")}
+    return key_from_headers(headers) or request.query_params.get("key") or segment_key
+
+
 async def _authenticate(request: Request, body_key: object) -> None:
-    if write_key(request.headers.get("authorization"), body_key) is None:
+    if sent_key(request, body_key) is None:
         raise MissingWriteKey(
-            "no write key: send it as the HTTP Basic user name (Authorization: Basic base64('KEY:')) or as 'writeKey'",
+            "no write key: send it as the HTTP Basic user name (Authorization: Basic base64('KEY:')), "
+            "'Authorization: Bearer KEY', 'X-StreamTrack-Key', or as 'writeKey' in the body",
             field="writeKey",
         )
     await authenticate_body_key(request, body_key)  # auth on and no key in the headers: the body's writeKey

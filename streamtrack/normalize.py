@@ -74,6 +74,13 @@ def decode_json(body: bytes) -> Any:
         raise MalformedBody("the JSON is nested too deeply") from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec's complaint about a string's bytes, not a DecodeError
+        raise not_utf8(exc) from None
+
+
+def not_utf8(exc: UnicodeDecodeError) -> MalformedBody:
+    """JSON text is UTF-8 (RFC 8259): a string holding other bytes is a malformed body, not our bug."""
+    return MalformedBody(f"the body is not valid JSON: a string holds bytes that are not UTF-8 ({exc.reason})")
 
 
 def split_batch(body: bytes, *, max_events: int) -> list[msgspec.Raw]:
@@ -91,6 +98,8 @@ def split_batch(body: bytes, *, max_events: int) -> list[msgspec.Raw]:
         ) from None
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise not_utf8(exc) from None
     if isinstance(items, _BatchEnvelope):
         items = items.events if items.events is not None else items.batch
         if items is None:

@@ -32,7 +32,7 @@ import msgspec
 
 from streamtrack.errors import ClientError, InvalidEvent, MalformedBody
 from streamtrack.events import Event
-from streamtrack.normalize import Limits, RequestContext, decode_json, normalize
+from streamtrack.normalize import Limits, RequestContext, decode_json, normalize, not_utf8
 from streamtrack.timestamps import parse_time
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -108,10 +108,10 @@ class SegmentError(ClientError):
 
 
 def write_key(authorization: str | None, body_key: Any) -> str | None:
-    """The write key of a request: HTTP Basic's user name, else `writeKey` from the body.
+    """Segment's forms of the write key: HTTP Basic's user name, else `writeKey` from the body.
 
-    The one place issue 6 (keys and projects) turns into authentication; for now any key
-    is accepted, and it is never logged or stored.
+    The API also takes the other forms its README lists (`streamtrack.api.segment.sent_key`);
+    the key is never logged or stored.
     """
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
@@ -182,6 +182,8 @@ def split_batch(body: bytes, *, max_messages: int) -> Batch:
         ) from None
     except msgspec.DecodeError as exc:
         raise SegmentError(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except UnicodeDecodeError as exc:
+        raise SegmentError.of(not_utf8(exc)) from None
     if not parsed.batch:
         raise SegmentError("the batch has no messages", field="batch", code="invalid_event")
     if len(parsed.batch) > max_messages:

@@ -1,12 +1,14 @@
 """The worker's bot filter: bursts per user, and user agents that announce a bot.
 
-A user (user id, else anonymous id) with more than `limit` events whose timestamps fall within
-one second is a bot for that second: every one of those events is marked. Event time rather
-than arrival time, so an app that flushes a day of offline events at once is not a bot.
-Per-user history (the latest `limit` + 1 events within the last second seen) carries over
+A user (user id, else anonymous id, within its project) with more than `limit` events whose
+timestamps fall within one second is a bot for that second: every one of those events is
+marked. Event time rather than arrival time, so an app that flushes a day of offline events
+at once is not a bot. Per-user history (the latest `limit` + 1 events within the last second seen) carries over
 between batches in an LRU of at most `max_users` users, so a burst split across batches is
 still caught; events of a burst stored by an earlier batch keep their flag-less row. The
 history is keyed by event id, so a batch replayed after a crash is judged the same way.
+Users are keyed by project too: a write key is public, and one project's burst under another
+project's user id must not turn that project's user into a bot (nor the same event id collide).
 """
 
 from __future__ import annotations
@@ -44,16 +46,16 @@ class BotFilter:
         self.limit = limit
         """Most events one user may have within one second; 0 turns the burst check off."""
         self.max_users = max_users
-        self._recent: OrderedDict[str, dict[str, int]] = OrderedDict()  # user -> {event_id: timestamp}
+        self._recent: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()  # (project, user) -> {event_id: time}
 
     def bots(self, events: Sequence[Event]) -> list[bool]:
         """One flag per event, in order: True for a burst's events and known bot agents."""
         flags = [is_bot_agent(e.user_agent) for e in events]
         if self.limit <= 0:
             return flags
-        by_user: dict[str, list[int]] = defaultdict(list)
+        by_user: dict[tuple[str, str], list[int]] = defaultdict(list)
         for index, event in enumerate(events):
-            by_user[event.user_id or event.anonymous_id].append(index)
+            by_user[(event.project_id, event.user_id or event.anonymous_id)].append(index)
         for user, indexes in by_user.items():
             seen = self._recent.pop(user, {})
             for index in indexes:
@@ -77,7 +79,7 @@ class BotFilter:
                 burst.update(event_id for event_id, _ in ordered[start:end + 1])
         return burst
 
-    def _remember(self, user: str, seen: dict[str, int]) -> None:
+    def _remember(self, user: tuple[str, str], seen: dict[str, int]) -> None:
         newest = max(seen.values())
         if len(seen) <= self.limit + 1:
             self._recent[user] = {i: t for i, t in seen.items() if newest - t < WINDOW_MS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 
@@ -185,3 +186,39 @@ def test_no_query_gets_a_server_error(pipeline: Pipeline, params: dict[str, str]
     assert response.status_code in {200, 400}, response.text
     if response.status_code == 400:
         assert response.json()["field"]
+
+
+SEGMENT_KEY = {"Authorization": "Basic " + base64.b64encode(b"any-write-key:").decode()}
+NOT_UTF8 = b"u-\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/track", b'{"event_type":"page_view","user_id":"' + NOT_UTF8 + b'"}'),
+        ("/track", b'{"event_type":"x","user_id":"u","properties":{"k' + NOT_UTF8 + b'":1}}'),
+        ("/v1/track", b'{"event":"E","userId":"' + NOT_UTF8 + b'"}'),
+        ("/v1/page", b'{"name":"' + NOT_UTF8 + b'","userId":"u"}'),
+        ("/v1/identify", b'{"userId":"u","traits":{"name":"' + NOT_UTF8 + b'"}}'),
+        ("/v1/batch", b'{"batch":[{"type":"track","event":"E","userId":"u"}],"writeKey":"' + NOT_UTF8 + b'"}'),
+        ("/v1/import", b'{"batch":[{"type":"track","event":"E","userId":"u"}],"sentAt":"' + NOT_UTF8 + b'"}'),
+        ("/v1/batch", b'{"batch":[{"type":"track","event":"' + NOT_UTF8 + b'","userId":"u"}]}'),
+    ],
+)
+def test_invalid_utf8_in_a_json_body_is_a_clear_400(pipeline: Pipeline, path: str, body: bytes) -> None:
+    """JSON text is UTF-8: other bytes in a string are the client's error (they answered 500 before)."""
+    with pipeline.client() as client:
+        response = client.post(path, content=body, headers={**JSON, **SEGMENT_KEY})
+    check_error(response, 400, "malformed_json", None, "not UTF-8")
+
+
+def test_invalid_utf8_in_one_batch_event_rejects_that_event_only(pipeline: Pipeline) -> None:
+    body = b'[{"event_type":"x","user_id":"' + NOT_UTF8 + b'"},' + json.dumps(GOOD).encode() + b"]"
+    with pipeline.client() as client:
+        response = client.post("/batch", content=body, headers=JSON)
+        assert response.status_code == 202, response.text
+        first, second = response.json()["results"]
+        assert (first["status"], first["code"], second["status"]) == ("rejected", "malformed_json", "accepted")
+        assert "not UTF-8" in first["message"]
+        only_bad = client.post("/batch", content=body.split(b",{")[0] + b"]", headers=JSON)
+        assert only_bad.status_code == 422 and only_bad.json()["results"][0]["code"] == "malformed_json"

@@ -514,3 +514,52 @@ def test_profiles_of_project_b_are_not_found_with_project_as_key(secure: Secure)
             for path in ("/users/{}", "/groups/{}"):
                 response = client.get(path.format(quote(value, safe="")))
                 assert response.status_code == 404 and not any(m in response.text for m in ("b-profile", "b-group"))
+
+
+def test_segment_api_takes_every_key_form_the_readme_lists(secure: Secure) -> None:
+    """Bearer, X-StreamTrack-Key, Basic and ?key= as on /track, and Segment's writeKey in the body."""
+    user = f"forms-{uuid.uuid4().hex[:6]}"
+    message = {"type": "track", "event": "Forms", "userId": user}
+    forms: list[dict[str, object]] = [
+        {"headers": {"Authorization": f"Bearer {secure.a.write}"}},
+        {"headers": {"X-StreamTrack-Key": secure.a.write}},
+        {"auth": (secure.a.write, "")},
+        {"params": {"key": secure.a.write}},
+        {"body_key": secure.a.write},
+    ]
+    with secure.client() as client:
+        for form in forms:
+            body = {**message, **({"writeKey": form["body_key"]} if "body_key" in form else {})}
+            extra = {k: v for k, v in form.items() if k != "body_key"}
+            single = client.post("/v1/track", json=body, **extra)  # type: ignore[arg-type]
+            assert single.status_code == 200, (form, single.text)
+            batch = {"batch": [message], **({"writeKey": form["body_key"]} if "body_key" in form else {})}
+            many = client.post("/v1/batch", json=batch, **extra)  # type: ignore[arg-type]
+            assert many.status_code == 200, (form, many.text)
+        read_key = client.post("/v1/track", json=message, headers={"Authorization": f"Bearer {secure.a.read}"})
+        assert (read_key.status_code, read_key.json()["code"]) == (403, "wrong_key_kind")
+    store = secure.pipeline.store
+    secure.pipeline.wait_for(lambda: len(stored(store, "user_id = {u:String}", u=user)) == 10, what="10 events")
+    assert {row[0] for row in stored(store, "user_id = {u:String}", u=user)} == {secure.a.project_id}
+
+
+def test_another_projects_burst_under_the_same_user_id_does_not_make_a_bot_here(secure: Secure) -> None:
+    """B's public write key floods with A's user id (and A's event ids): A's events stay people's events."""
+    now = int(time.time() * 1000)
+    a_events = [{"event_type": "click", "user_id": "victim", "event_id": f"victim-{i}", "timestamp": now - 9000 + i * 300}
+                for i in range(5)]
+    b_flood = [{**event, "timestamp": now - 9000 + i} for i, event in enumerate(a_events * 6)]
+    with secure.client(secure.a.write) as client:
+        assert client.post("/batch", json=a_events).status_code == 202
+    with secure.client(secure.b.write) as client:
+        for i in range(0, len(b_flood), 5):  # in several requests, so the worker may see it in several batches
+            assert client.post("/batch", json=[{**e, "event_id": f"flood-{i + j}"} for j, e in enumerate(b_flood[i:i + 5])]).status_code == 202
+        assert client.post("/batch", json=a_events).status_code == 202  # A's very ids, in B
+    store = secure.pipeline.store
+    where = "user_id = 'victim'"
+    secure.pipeline.wait_for(lambda: len(stored(store, where)) == 40, what="A's 5 and B's 35 events")
+    rows = stored(store, where)
+    assert [bot for project, _, _, bot in rows if project == secure.a.project_id] == [0] * 5
+    assert sum(bot for project, _, _, bot in rows if project == secure.b.project_id) >= 30  # B's flood is B's bot
+    with secure.client(secure.a.read) as client:
+        assert [r["user_id"] for r in client.get("/activities", params={"user_id": "victim"}).json()["data"]] == ["victim"] * 5

@@ -153,3 +153,18 @@ def test_key_tables_ddl_single_node_and_cluster() -> None:
     assert all(" ON CLUSTER `c1` " in s for s in cluster)
     # one copy on every node (no {shard} in the path): any node answers a key lookup
     assert "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/api_keys', '{replica}', version)" in cluster[1]
+
+
+def test_bot_filter_keeps_each_projects_users_apart() -> None:
+    """A write key is public: project B's burst under A's user id (and A's event ids) must not flag A's events."""
+    bots = BotFilter(limit=10)
+
+    def of(project: str, event_id: str, ts: int) -> Event:
+        return Event(event_id=event_id, event_type="click", timestamp=ts, received_at=ts, user_id="u", project_id=project)
+
+    a_events = [of("a", f"e{i}", 10_000 + i * 150) for i in range(6)]  # a person: 6 in 0.9 s
+    b_flood = [of("b", f"e{i}", 10_000 + i * 5) for i in range(40)]  # same user and ids, 40 in 0.2 s
+    flags = bots.bots(a_events + b_flood)
+    assert flags == [False] * 6 + [True] * 40
+    assert bots.bots(b_flood) == [True] * 40  # B's history carries over...
+    assert bots.bots([of("a", "e6", 10_950)]) == [False]  # ...A's does not hold B's events
