@@ -39,6 +39,9 @@ class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The project of the key that sent it, stamped by the API (never read from the body)."""
     is_bot: bool = False
     """Set by the worker's bot filter (streamtrack.auth.bots)."""
+    generated_id: bool = False
+    """The API made `event_id` (the client gave none): its only copies are replays of this
+    record, which carry the same timestamp (`worker.dedup`). Travels in Kafka, not stored."""
 
     @property
     def partition_key(self) -> str:

@@ -188,8 +188,10 @@ def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
         properties = {**extra, **properties}
     _check_properties(properties, limits)
 
+    generated_id = "event_id" not in values
     return Event(
         event_id=values.pop("event_id", None) or uuid.uuid4().hex,
+        generated_id=generated_id,
         event_type=event_type,
         timestamp=timestamp,
         received_at=context.received_at,
