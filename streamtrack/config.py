@@ -208,6 +208,15 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_BATCH_MAX_WAIT_MS", "500", _int(1, 600_000),
         "Longest the worker gathers a batch before inserting it.",
     ),
+    "dedup_cache_events": Setting(
+        "STREAMTRACK_DEDUP_CACHE_EVENTS", "1000000", _int(1000, 100_000_000),
+        "Most event ids the worker remembers to drop copies without asking ClickHouse (~100 bytes each);"
+        " a smaller cache only means more lookups.",
+    ),
+    "dedup_window_ms": Setting(
+        "STREAMTRACK_DEDUP_WINDOW_MS", "3600000", _int(0, 30 * 86_400_000),
+        "How far back (event time) the worker's id cache is warmed from ClickHouse when it gets partitions.",
+    ),
     "max_event_bytes": Setting(
         "STREAMTRACK_MAX_EVENT_BYTES", "65536", _int(1024, 16 * 1024 * 1024), "Largest accepted event (JSON bytes)."
     ),
@@ -295,7 +304,7 @@ SETTINGS: dict[str, Setting] = {
     ),
     "retention_days": Setting(
         "STREAMTRACK_RETENTION_DAYS", "0", _int(0, 36_500),
-        "Events older than this many days are deleted by ClickHouse (table TTLs, on the rollups and copies tables too); 0 keeps them forever.",
+        "Events older than this many days are deleted by ClickHouse (a table TTL); 0 keeps them forever.",
     ),
 }
 
@@ -327,6 +336,8 @@ class Settings:
     data_dir: str
     batch_max_events: int
     batch_max_wait_ms: int
+    dedup_cache_events: int
+    dedup_window_ms: int
     max_event_bytes: int
     max_batch_bytes: int
     max_batch_events: int

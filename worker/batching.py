@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import random
 import threading
 import time
 
@@ -18,9 +19,18 @@ from confluent_kafka import Consumer, KafkaError, Message
 log = structlog.get_logger(__name__)
 
 
+def new_batch_id() -> int:
+    """Time-ordered 64 bits (microseconds, then 12 random bits): a later insert has a larger id."""
+    return (time.time_ns() // 1000) << 12 | random.getrandbits(12)
+
+
 @dataclasses.dataclass
 class Batch:
     messages: list[Message] = dataclasses.field(default_factory=list)
+    batch_id: int = dataclasses.field(default_factory=new_batch_id)
+    """Written with the batch's rows (`insert_batch`); the same across retries of its insert."""
+    stored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    """(project_id, event_id) of the events its insert stored."""
 
     def __len__(self) -> int:
         return len(self.messages)

@@ -1,30 +1,130 @@
-"""De-duplication before the insert: each event_id is stored once.
+"""Each event stored once: the worker decides "new or copy" by (project, event id) before the insert.
 
-Copies of an event reach the worker in two ways: a replay of records after a crash or a
-rebalance (identical copies), and a client retrying with the same event_id after a 503 or a
-lost response (the same event, but with a new server timestamp when the client sent none).
-Both go to the same partition (same user key), so one worker sees them in order; dropping
-copies within the batch and ids already in ClickHouse keeps the table clean, and the
-analytics simple. Reads still count each event_id once, for the rare copy that races past.
+Where copies come from, and what catches each (one user's events share a partition, so one
+worker sees an event's copies in order):
+- a record replayed after a crash or a rebalance: the same record, so the same timestamp;
+- a client retry of an event with its own id: the same timestamp if the client sent one,
+  a new server timestamp if it did not (seconds or days apart);
+- an insert retried after an unknown outcome: dropped by ClickHouse (its dedup token).
+
+`RecentIds` remembers every event stored with a timestamp at or after its `horizon`: warmed
+from ClickHouse when partitions are assigned (the previous owner's inserts are visible by
+then: it gave the partitions up only after its last commit), then fed by each insert. So for
+an event whose copies all share its timestamp (a generated id, or a client timestamp), at or
+after the horizon, the cache decides alone. Any other event (a client id with a server
+timestamp, or a time before the horizon) is looked up in ClickHouse: by the sorting key on
+its day when its copies share the timestamp, through the `by_id` projection otherwise.
+The cache's size bounds memory, never correctness: a smaller one only moves the horizon up.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
 from streamtrack.events import Event
 from streamtrack.store import EventStore
 
+MINUTE_MS = 60_000
 
-def new_events(events: list[Event], store: EventStore) -> list[Event]:
-    """`events` without repeats within the batch and without those already stored (first copy wins).
 
-    An event is its id within its project: two projects may send the same client-chosen id.
-    """
-    seen: set[tuple[str, str]] = set()
-    unique = []
+def id_key(project_id: str, event_id: str) -> int:
+    """128 bits of (project, event id): exact in practice (a collision would drop an event), and
+    far smaller than the strings."""
+    return int.from_bytes(hashlib.blake2b(f"{project_id}\0{event_id}".encode(), digest_size=16).digest(), "big")
+
+
+class RecentIds:
+    """The ids of the events stored with a timestamp at or after `horizon`, by minute of their time."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.horizon = 2**62  # nothing is known before the first warm-up
+        self._minute_of: dict[int, int] = {}
+        self._minutes: dict[int, list[int]] = {}
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._minute_of
+
+    def __len__(self) -> int:
+        return len(self._minute_of)
+
+    def reset(self, horizon: int, stored: Iterable[tuple[str, str, int]]) -> None:
+        """Forget everything; then remember `stored` (project, id, timestamp ms), all at or after `horizon`."""
+        self._minute_of.clear()
+        self._minutes.clear()
+        self.horizon = horizon
+        self.add((project, event_id, ms) for project, event_id, ms in stored)
+
+    def add(self, stored: Iterable[tuple[str, str, int]]) -> None:
+        """Remember events just stored; those timed before the horizon need no memory (looked up)."""
+        for project, event_id, ms in stored:
+            if ms >= self.horizon:
+                key, minute = id_key(project, event_id), ms // MINUTE_MS
+                if key not in self._minute_of:
+                    self._minute_of[key] = minute
+                    self._minutes.setdefault(minute, []).append(key)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Drop whole oldest minutes until within capacity; the horizon moves past them."""
+        if len(self._minute_of) <= self.capacity:
+            return
+        for minute in sorted(self._minutes):
+            for key in self._minutes.pop(minute):
+                del self._minute_of[key]
+            self.horizon = max(self.horizon, (minute + 1) * MINUTE_MS)
+            if len(self._minute_of) <= self.capacity:
+                return
+
+
+def warm(cache: RecentIds, store: EventStore, *, now_ms: int, window_ms: int) -> None:
+    """Fill `cache` with what ClickHouse stores from `now_ms - window_ms` on (fewer minutes if
+    that is more than the cache holds)."""
+    since = now_ms - window_ms
+    counts = store.recent_minute_counts(since)
+    total = 0
+    for minute, count in sorted(counts, reverse=True):
+        if total + count > cache.capacity:
+            since = (minute + 1) * MINUTE_MS
+            break
+        total += count
+    cache.reset(since, store.recent_ids(since, cache.capacity))
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
+
+
+def new_events(events: Sequence[Event], cache: RecentIds, store: EventStore) -> tuple[list[Event], int]:
+    """`events` without copies (first copy wins), and how many ClickHouse lookups it took."""
+    seen: set[int] = set()
+    fresh: list[Event] = []
+    by_day: dict[tuple[str, str], list[Event]] = {}
+    by_id: dict[str, list[Event]] = {}
     for event in events:
-        key = (event.project_id, event.event_id)
-        if key not in seen:
-            seen.add(key)
-            unique.append(event)
-    stored = store.stored_event_ids(unique)
-    return [e for e in unique if (e.project_id, e.event_id) not in stored] if stored else unique
+        key = id_key(event.project_id, event.event_id)
+        if key in seen or key in cache:
+            continue
+        seen.add(key)
+        same_time = event.generated_id or event.timestamp != event.received_at
+        if same_time and event.timestamp >= cache.horizon:
+            fresh.append(event)
+        elif same_time:
+            by_day.setdefault((event.project_id, _day(event.timestamp)), []).append(event)
+        else:
+            by_id.setdefault(event.project_id, []).append(event)
+    lookups = 0
+    for (project, day), group in by_day.items():
+        stored = store.stored_ids(project, [e.event_id for e in group], [day])
+        fresh.extend(e for e in group if e.event_id not in stored)
+        lookups += 1
+    for project, group in by_id.items():
+        stored = store.stored_ids(project, [e.event_id for e in group])
+        fresh.extend(e for e in group if e.event_id not in stored)
+        lookups += 1
+    if lookups:
+        order = {id(e): i for i, e in enumerate(events)}
+        fresh.sort(key=lambda e: order[id(e)])
+    return fresh, lookups

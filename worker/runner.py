@@ -2,8 +2,9 @@
 
 Order matters: dead letters are acknowledged and events inserted before the offsets are
 committed, so a crash at any point replays the batch rather than losing it. The replay is
-harmless: the insert carries a deduplication token built from the batch's offsets, the
-table is a ReplacingMergeTree keyed on the event, and queries count each event_id once.
+harmless: the worker drops the copies it finds (`dedup`), an insert retried after an unknown
+outcome carries the same deduplication token, and a batch whose commit failed is undone
+where another insert stored it too (`fencing`).
 While ClickHouse is down the worker retries the same batch with backoff and commits nothing;
 meanwhile it pauses its partitions but keeps polling, so the group does not think it dead
 and rebalance (librdkafka's max.poll.interval.ms), and it resumes once the batch is stored.
@@ -36,10 +37,13 @@ from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
 from streamtrack.store.identities import insert_identities
 from streamtrack.telemetry import metrics
+from streamtrack.timestamps import now_ms
 from streamtrack.telemetry.tracing import links_to, parent_of_batch, span_context_from_headers, tracer, tracing_enabled
 from streamtrack.worker.batching import Batch, collect
 from streamtrack.worker.deadletter import DeadLetters
-from streamtrack.worker.dedup import new_events
+from streamtrack.worker.dedup import RecentIds, new_events, warm
+from streamtrack.worker.erasures import Tombstones
+from streamtrack.worker.fencing import FencedBatches
 from streamtrack.worker.records import Rejected, decode_records
 
 log = structlog.get_logger(__name__)
@@ -97,6 +101,9 @@ class Worker:
         self._consumer = self._new_consumer()
         self._dead_letters = DeadLetters(settings)
         self._bots = BotFilter(settings.bot_events_per_second)
+        self._recent = RecentIds(settings.dedup_cache_events)
+        self._tombstones = Tombstones(store)
+        self._fenced = FencedBatches()
 
     def _new_consumer(self) -> Consumer:
         settings = self.settings
@@ -147,6 +154,7 @@ class Worker:
                 if self._batch.messages:
                     self._consumed_at = time.monotonic()
                     self._process(self._batch)
+                self._fenced.resolve(self._consumer, self.store)
                 if self._stalled and not self._stop.is_set():
                     self._reconnect()
         finally:
@@ -217,11 +225,9 @@ class Worker:
                     "dead letter", reason=item.reason, detail=item.detail[:200],
                     partition=item.message.partition(), offset=item.message.offset(),
                 )
-        fresh = new_events(events, self.store) if events else []
-        if len(fresh) < len(events):
-            # Copies dropped as stored already: a replay whose first insert may have crashed before
-            # recording a copy it made. A lookup; records only ids stored more than once.
-            self.store.record_copies(list({e.event_id for e in events} - {e.event_id for e in fresh}))
+        fresh, lookups = new_events(events, self._recent, self.store) if events else ([], 0)
+        metrics.DEDUP_LOOKUPS.inc(lookups)
+        fresh = self._tombstones.screen(fresh)
         if fresh:
             # Identity records first: if the events' insert then fails, the replay re-derives them.
             insert_identities(self.store, *identity_records(fresh), dedup_token=batch.dedup_token())
@@ -231,8 +237,11 @@ class Worker:
                 attributes={"db.system.name": "clickhouse", "db.namespace": self.store.database,
                             "db.operation.name": "INSERT", "db.operation.batch.size": len(fresh)},
             ):
-                self.store.insert(fresh, dedup_token=batch.dedup_token())
+                self.store.insert(fresh, dedup_token=batch.dedup_token(), batch=batch.batch_id)
             seconds = time.perf_counter() - started
+            self._recent.add((e.project_id, e.event_id, e.timestamp) for e in fresh)
+            batch.stored = [(e.project_id, e.event_id) for e in fresh]
+            self._tombstones.after_insert(fresh)
             metrics.INSERT_LATENCY.observe(seconds)
             log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
         return len(fresh)
@@ -306,8 +315,11 @@ class Worker:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            # Typically a rebalance took the partitions: the new owner replays, dedup absorbs it.
-            log.warning("commit failed; the batch will be replayed", error=str(exc))
+            # Typically a rebalance took the partitions: the new owner replays them; if it stored
+            # them again, this batch's rows are undone once the group commits past them (`fencing`).
+            log.warning("commit failed; the batch is a suspect until the group commits past it", error=str(exc))
+            for tp in offsets:
+                self._fenced.add(tp.topic, tp.partition, tp.offset, batch.batch_id, batch.stored)
             return
         for tp in offsets:
             self.stats.committed[tp.partition] = tp.offset
@@ -345,6 +357,9 @@ class Worker:
                     tp.offset = OFFSET_BEGINNING
             consumer.incremental_assign(committed)
             log.info("partitions assigned", starts={tp.partition: tp.offset for tp in committed})
+        # The previous owners' inserts are visible now (they gave the partitions up after their
+        # last commit): what the dedup cache knows starts again from what ClickHouse holds.
+        warm(self._recent, self.store, now_ms=now_ms(), window_ms=self.settings.dedup_window_ms)
         self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -4,23 +4,14 @@ Same discipline as `queries`: values travel only as `{name:Type}` parameters, th
 assembled from fixed fragments (one per filter present), identifiers go through
 `quote_identifier`.
 
-Deduplication, exact and cheap. Each event id counts once, at its earliest copy among
-the rows that match the query's filters (as /activities does). Grouping every row by
-event id is exact but costs ~0.35-2.5 s at 10M rows on two cores, while stored copies are
-rare (the worker drops nearly all redeliveries). So a query runs in two steps:
-1. The reader takes the candidates from the copies registry (`copies.candidate_ids`,
-   filled at write time): the ids stored more than once whose copies' times overlap the
-   range (an id with one copy in the range is an extra candidate: grouped, counted once).
-2. The analytic query reads `source(...)`: plain rows of every event that is not a
-   candidate, plus the candidates' rows (from `event_copy_rows`, filled at write time too)
-   grouped by id, one row each at its earliest copy. With no candidates (the usual case)
-   it is just the rows.
-If there are more than `MAX_DUPLICATES` candidates (something went badly wrong
-upstream), `source` falls back to grouping every row by event id: slower, still exact.
+Reads are plain aggregations over the caller's project's rows: the worker stores each event
+once (`worker.dedup`). Where a query's filters and aggregates fit one of the events table's
+projections (`schema.PROJECTIONS`), ClickHouse answers it from the projection by itself; the
+SQL here is written so that they fit when they can (time filters on whole hours and days,
+users as `uid` in a project without identity links), and gives the same answer either way.
 
-Unique users and sessions in overview, timeseries, breakdown, top pages and active users
-use `uniqCombined` (exact for small sets, a HyperLogLog estimate within ~1 % for large
-ones); event counts, sessions statistics, funnels and retention are exact.
+Unique users and sessions use `uniqCombined` (exact for small sets, a HyperLogLog estimate
+within ~1 % for large ones); event counts, sessions statistics, funnels and retention are exact.
 """
 
 from __future__ import annotations
@@ -30,14 +21,9 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from streamtrack.store.queries import Query
-from streamtrack.store.schema import ALIASES_TABLE, COPY_ROWS_TABLE, EVENTS_TABLE, quote_identifier
+from streamtrack.store.schema import ALIASES_TABLE, EVENTS_TABLE, HOURLY_USERS, SESSIONS, USER, quote_identifier
 from streamtrack.store.scoped import PROJECT_ROWS, SCOPE_PARAM
 
-MAX_DUPLICATES = 10_000
-"""Most candidate hashes passed to the analytic query as a parameter; beyond, group every row."""
-
-USER = "if(user_id != '', user_id, anonymous_id)"
-"""The id an event was sent with: the user id, or the anonymous id of a visitor not yet identified."""
 
 
 def person(database: str) -> str:
@@ -46,8 +32,8 @@ def person(database: str) -> str:
     visitor who signs up is one user, not two. One scalar subquery, evaluated once per query
     (ClickHouse caches identical scalar subqueries) and sorted, so transform's two arrays agree;
     transform looks ids up in a hash table. Cost: ~none without links; measured on 10M rows,
-    ~+0.2 s with 1k links and 2-4x the raw id's time with 100k links. The daily rollup (overview's
-    unique users, DAU/WAU/MAU) counts the ids as sent: a link may arrive after the day was rolled up.
+    ~+0.2 s with 1k links and 2-4x the raw id's time with 100k links. A project without links
+    reads `uid` instead (`has_links`): the same ids, and a query projections can answer.
     """
     links = (
         "(SELECT arraySort(groupArray((previous_id, user_id))) FROM (SELECT previous_id, user_id"
@@ -121,8 +107,6 @@ class Filter(NamedTuple):
     """Only events that carry a url."""
     with_property: str | None = None
     """Only events that have this top-level property (a property breakdown)."""
-    without_ids: tuple[str, ...] = ()
-    """Not these event ids (copies whose event counts before the range: see `rollups.crossing_ids`)."""
 
     def where(self, params: dict[str, Any]) -> list[str]:
         """The WHERE fragments for the filters present, their values added to `params`."""
@@ -158,76 +142,63 @@ class Filter(NamedTuple):
         if self.with_property is not None:
             params["has_key"] = self.with_property
             fragments.append(has_property("has_key"))
-        if self.without_ids:
-            params["without_ids"] = list(self.without_ids)
-            fragments.append("event_id NOT IN {without_ids:Array(String)}")
         return fragments
 
 
-def _table(database: str, table: str = EVENTS_TABLE) -> str:
-    """The rows of the caller's project, bots left out (`scoped`: the API supplies the parameter),
-    from `events`, or from `event_copy_rows` (the rows of the listed copies).
-
-    `*` leaves materialized columns out, so `property_values` is named.
-    """
-    return f"(SELECT *, property_values FROM {quote_identifier(database)}.`{table}` WHERE {PROJECT_ROWS})"
+def _table(database: str) -> str:
+    return f"{quote_identifier(database)}.`{EVENTS_TABLE}`"
 
 
 def _where(fragments: Sequence[str]) -> str:
     return "WHERE " + "\n  AND ".join(fragments) if fragments else ""
 
 
-_IS_CANDIDATE = "event_id IN {duplicates:Array(String)}"
-
-
-def source(database: str, filters: Filter, duplicates: Sequence[str] | None, params: dict[str, Any]) -> str:
-    """Each matching event once, at its earliest copy: columns `ts` + SOURCE_COLUMNS (step 2).
-
-    `duplicates`: the ids the copies registry lists (`copies.candidate_ids`); None means
-    "unknown or too many": group every row. Their rows are read from `event_copy_rows`
-    (ordered by project and id, a few rows per id), not from `events` a second time.
-    ClickHouse drops the columns the outer query does not use.
-    """
-    where = filters.where(params)
-    table = _table(database)
-    columns = {**SOURCE_COLUMNS, "uid": person(database)}
-    plain = ", ".join(["timestamp AS ts", *(f"{expr} AS {name}" for name, expr in columns.items())])
-    earliest = ", ".join(
-        ["min(timestamp) AS ts", "event_id"]
-        + [
-            f"argMin({expr}, timestamp) AS {name}"
-            for name, expr in columns.items()
-            if name != "event_id"
-        ]
+def has_links(database: str) -> Query:
+    """One row (1 or 0): does the caller's project have identity links (alias/identify)?"""
+    return Query(
+        f"SELECT count() > 0 FROM (SELECT 1 FROM {quote_identifier(database)}.`{ALIASES_TABLE}`"
+        f" WHERE project_id = {{{SCOPE_PARAM}:String}} LIMIT 1)",
+        {},
     )
-    if duplicates is None:
-        inner = "\n".join([f"SELECT * FROM {table}", _where(where)])
-        return f"SELECT {earliest}\nFROM (\n{textwrap.indent(inner, '    ')}\n)\nGROUP BY event_id"
-    if not duplicates:
-        return "\n".join([f"SELECT {plain} FROM {table}", _where(where)])
-    params["duplicates"] = list(duplicates)
-    singles = "\n".join([f"SELECT {plain} FROM {table}", _where([*where, f"NOT {_IS_CANDIDATE}"])])
-    copies = "\n".join([f"SELECT * FROM {_table(database, COPY_ROWS_TABLE)}", _where([*where, _IS_CANDIDATE])])
-    return f"{singles}\nUNION ALL\nSELECT {earliest}\nFROM (\n{textwrap.indent(copies, '    ')}\n)\nGROUP BY event_id"
+
+
+def source(database: str, filters: Filter, params: dict[str, Any], *, links: bool = True) -> str:
+    """The matching events of the caller's project: columns `ts` + SOURCE_COLUMNS.
+
+    `uid` merges identities (`person`) when the project has links; ClickHouse drops the
+    columns the outer query does not use.
+    """
+    columns = {**SOURCE_COLUMNS, "uid": person(database) if links else "uid"}
+    select = ", ".join(["timestamp AS ts", *(f"{expr} AS {name}" for name, expr in columns.items())])
+    return "\n".join([f"SELECT {select} FROM {_table(database)}", _where([PROJECT_ROWS, *filters.where(params)])])
 
 
 def _from(src: str) -> str:
     return f"FROM (\n{textwrap.indent(src, '    ')}\n)"
 
 
-def overview(database: str, duplicates: Sequence[str] | None, *, recent_ms: int) -> Query:
-    """All-time totals; `recent_ms`: start of "the last 5 minutes"."""
-    params: dict[str, Any] = {"recent_ms": recent_ms}
-    src = source(database, Filter(), duplicates, params)
-    sql = "\n".join(
-        [
-            f"SELECT count(), {UNIQ}(uid), {UNIQ}If(session_id, session_id != ''),",
-            "  toUnixTimestamp64Milli(min(ts)), toUnixTimestamp64Milli(max(ts)),",
-            f"  countIf(ts >= {_ms('recent_ms')})",
-            _from(src),
-        ]
+def overview(database: str) -> Query:
+    """All-time (events, users, sessions, first ms, last ms): the `daily` projection answers it."""
+    sql = (
+        f"SELECT count(), uniqCombined(uid), {SESSIONS},"
+        " toUnixTimestamp64Milli(min(timestamp)), toUnixTimestamp64Milli(max(timestamp))"
+        f"\nFROM {_table(database)}\nWHERE {PROJECT_ROWS}"
     )
-    return Query(sql, params)
+    return Query(sql, {})
+
+
+def count_since(database: str, start_ms: int) -> Query:
+    params: dict[str, Any] = {"start_ms": start_ms}
+    return Query(f"SELECT count() FROM {_table(database)} WHERE {PROJECT_ROWS} AND timestamp >= {_ms('start_ms')}", params)
+
+
+def daily_users(database: str, first_day: str, last_day: str) -> Query:
+    """Users with an event on the days first_day..last_day (YYYY-MM-DD): the `daily` projection answers it."""
+    sql = (
+        f"SELECT uniqCombined(uid) FROM {_table(database)} WHERE {PROJECT_ROWS}"
+        " AND toDate(timestamp) >= {first:Date} AND toDate(timestamp) <= {last:Date}"
+    )
+    return Query(sql, {"first": first_day, "last": last_day})
 
 
 def dimension(name: str, params: dict[str, Any]) -> str:
@@ -248,33 +219,42 @@ def dimension_filter(name: str | None, base: Filter) -> Filter:
 def timeseries(
     database: str,
     filters: Filter,
-    duplicates: Sequence[str] | None,
     *,
     step_ms: int,
     origin_ms: int,
+    first_ms: int,
+    end_ms: int,
     group_by: str | None = None,
     top: Sequence[str] = (),
+    links: bool = True,
 ) -> Query:
-    """Rows (bucket_ms, is_top, value, events, users), buckets of `step_ms` aligned on `origin_ms`.
+    """Rows (bucket_ms, is_top, value, events, users) of whole buckets of `step_ms` aligned on
+    `origin_ms`, from the bucket starting at `first_ms` to the one containing `end_ms - 1`.
 
-    With `group_by`, values in `top` are their own series and the rest is one row with
-    is_top = 0 per bucket ("other"). Empty buckets are absent; the reader fills them.
+    Buckets of an hour or more are read by the hour (`toStartOfHour`), so that the `hourly`
+    projection can answer when the filters are event type or channel. With `group_by`, values in
+    `top` are their own series and the rest is one row with is_top = 0 per bucket ("other").
+    Empty buckets are absent; the reader fills them. `filters`' own time bounds are not used.
     """
-    params: dict[str, Any] = {"step": step_ms, "origin": origin_ms}
-    src = source(database, filters, duplicates, params)
-    bucket = (
-        "intDiv(toUnixTimestamp64Milli(ts) - {origin:Int64}, {step:Int64}) * {step:Int64} + {origin:Int64}"
-    )
+    params: dict[str, Any] = {"step": step_ms, "origin": origin_ms, "first_ms": first_ms, "end_ms": end_ms}
+    unit = "toStartOfHour(timestamp)" if step_ms >= 3_600_000 else "toStartOfMinute(timestamp)"
+    start = f"{unit} >= {_ms('first_ms')}"
+    # The unit of the last event in range: its whole bucket is in (buckets are whole units).
+    end = f"{unit} <= {unit.replace('timestamp', _ms('end_ms') + ' - toIntervalMillisecond(1)')}"
+    bucket = f"intDiv(toUnixTimestamp({unit}) * 1000 - {{origin:Int64}}, {{step:Int64}}) * {{step:Int64}} + {{origin:Int64}}"
+    where = [PROJECT_ROWS, start, end, *filters._replace(start_ms=None, end_ms=None).where(params)]
     if group_by is None:
         series = "1 AS is_top, '' AS value"
     else:
         params["top"] = list(top)
         value = dimension(group_by, params)
         series = f"{value} IN {{top:Array(String)}} AS is_top, if(is_top, {value}, '') AS value"
+    users = HOURLY_USERS.replace("(uid)", f"({person(database) if links else 'uid'})")
     sql = "\n".join(
         [
-            f"SELECT {bucket} AS bucket, {series}, count(), {UNIQ}(uid)",
-            _from(src),
+            f"SELECT {bucket} AS bucket, {series}, count(), {users}",
+            f"FROM {_table(database)}",
+            _where(where),
             "GROUP BY bucket, is_top, value",
             "ORDER BY bucket, is_top DESC, value",
         ]
@@ -282,12 +262,10 @@ def timeseries(
     return Query(sql, params)
 
 
-def breakdown(
-    database: str, filters: Filter, duplicates: Sequence[str] | None, *, by: str, limit: int
-) -> Query:
+def breakdown(database: str, filters: Filter, *, by: str, limit: int, links: bool = True) -> Query:
     """Rows (value, events, users), most events first, then by value."""
     params: dict[str, Any] = {"limit": limit}
-    src = source(database, filters, duplicates, params)
+    src = source(database, filters, params, links=links)
     sql = "\n".join(
         [
             f"SELECT {dimension(by, params)} AS value, count() AS events, {UNIQ}(uid)",
@@ -300,34 +278,19 @@ def breakdown(
     return Query(sql, params)
 
 
-def active_users(
-    database: str, filters: Filter, duplicates: Sequence[str] | None, *, day_ms: int, week_ms: int
-) -> Query:
-    """(dau, wau, mau): users from `day_ms`, from `week_ms`, and over the whole filter range."""
-    params: dict[str, Any] = {"day_ms": day_ms, "week_ms": week_ms}
-    src = source(database, filters, duplicates, params)
-    sql = "\n".join(
-        [
-            f"SELECT {UNIQ}If(uid, ts >= {_ms('day_ms')}), {UNIQ}If(uid, ts >= {_ms('week_ms')}), {UNIQ}(uid)",
-            _from(src),
-        ]
-    )
-    return Query(sql, params)
-
-
-def unique_users(database: str, filters: Filter, duplicates: Sequence[str] | None) -> Query:
+def unique_users(database: str, filters: Filter, *, links: bool = True) -> Query:
     params: dict[str, Any] = {}
-    return Query(f"SELECT {UNIQ}(uid)\n{_from(source(database, filters, duplicates, params))}", params)
+    return Query(f"SELECT {UNIQ}(uid)\n{_from(source(database, filters, params, links=links))}", params)
 
 
-def sessions(database: str, filters: Filter, duplicates: Sequence[str] | None) -> Query:
+def sessions(database: str, filters: Filter, *, links: bool = True) -> Query:
     """One row: (sessions, users, median seconds, one-event sessions, page views).
 
     A session is its session id; its user is the user of its first event; its length is
     last event - first event; page views are its page_view events.
     """
     params: dict[str, Any] = {}
-    src = source(database, filters._replace(with_session=True), duplicates, params)
+    src = source(database, filters._replace(with_session=True), params, links=links)
     per_session = "\n".join(
         [
             "SELECT session_id, argMin(uid, ts) AS user, count() AS events, countIf(event_type = 'page_view') AS pages,",
@@ -345,16 +308,14 @@ def sessions(database: str, filters: Filter, duplicates: Sequence[str] | None) -
     return Query(sql, params)
 
 
-def funnel(
-    database: str, filters: Filter, duplicates: Sequence[str] | None, *, steps: Sequence[str], window_ms: int
-) -> Query:
+def funnel(database: str, filters: Filter, *, steps: Sequence[str], window_ms: int, links: bool = True) -> Query:
     """Rows (level, users): how many users reached exactly `level` steps (windowFunnel), level > 0."""
     params: dict[str, Any] = {"window_ms": window_ms}
     conditions = []
     for i, step in enumerate(steps):
         params[f"step_{i}"] = step
         conditions.append(f"event_type = {{step_{i}:String}}")
-    src = source(database, filters._replace(event_types=tuple(dict.fromkeys(steps))), duplicates, params)
+    src = source(database, filters._replace(event_types=tuple(dict.fromkeys(steps))), params, links=links)
     per_user = "\n".join(
         [
             "SELECT windowFunnel({window_ms:UInt64})(toUInt64(toUnixTimestamp64Milli(ts)), "
@@ -373,9 +334,7 @@ def funnel(
 PERIODS = {"day": ("toDate", 1), "week": ("toMonday", 7)}
 
 
-def retention(
-    database: str, filters: Filter, duplicates: Sequence[str] | None, *, period: str, periods: int
-) -> Query:
+def retention(database: str, filters: Filter, *, period: str, periods: int, links: bool = True) -> Query:
     """Rows (cohort date, users, [retained per period offset 0..periods-1]).
 
     A user's cohort is the period of their first event in the range; they are retained in
@@ -383,7 +342,7 @@ def retention(
     """
     to_period, days = PERIODS[period]
     params: dict[str, Any] = {"periods": periods, "period_days": days}
-    src = source(database, filters, duplicates, params)
+    src = source(database, filters, params, links=links)
     per_user = "\n".join(
         [
             "SELECT min(p) AS cohort, groupUniqArray(p) AS seen,",

@@ -110,7 +110,7 @@ class Backend(Protocol):
 
         With `settings`, a bound the query hits raises QueryTooLarge or QueryLimitExceeded."""
 
-    def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
+    def insert_events(self, database: str, table: str, data: pa.Table, settings: Mapping[str, str | int]) -> None:
         """Insert an Arrow table whose columns match the table's; a repeated token is dropped."""
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import msgspec
 import pyarrow as pa
 
 from streamtrack.events import Event
-from streamtrack.store.schema import COLUMNS
+from streamtrack.store.schema import BATCH_COLUMN, COLUMNS
 
 _TIME = pa.timestamp("ms", tz="UTC")
 
@@ -34,14 +34,14 @@ def _arrow_type(name: str, clickhouse_type: str) -> pa.DataType:
     return pa.string()
 
 
-ARROW_SCHEMA = pa.schema([(name, _arrow_type(name, type_)) for name, type_ in COLUMNS])
+ARROW_SCHEMA = pa.schema([(name, _arrow_type(name, type_)) for name, type_ in COLUMNS] + [(BATCH_COLUMN[0], pa.uint64())])
 
 _encode_properties = msgspec.json.Encoder().encode
 _decode_properties = msgspec.json.Decoder(dict[str, Any]).decode
 
 
-def events_to_arrow(events: Sequence[Event]) -> pa.Table:
-    """A table with ARROW_SCHEMA, one row per event, in the order given."""
+def events_to_arrow(events: Sequence[Event], batch: int = 0) -> pa.Table:
+    """A table with ARROW_SCHEMA, one row per event, in the order given; `batch` names the insert."""
     encode = _encode_properties
     columns = [
         [e.event_id for e in events],
@@ -61,6 +61,7 @@ def events_to_arrow(events: Sequence[Event]) -> pa.Table:
         [e.user_agent for e in events],
         [e.project_id for e in events],
         [int(e.is_bot) for e in events],
+        [batch] * len(events),
     ]
     arrays = [pa.array(values, type=field.type) for values, field in zip(columns, ARROW_SCHEMA, strict=True)]
     return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)

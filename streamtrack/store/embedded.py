@@ -215,8 +215,8 @@ class EmbeddedBackend:
             raise
         return _decode_result(result.bytes()).data
 
-    def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
-        sql = queries.insert_statement(database, table, data.column_names, dedup_token)
+    def insert_events(self, database: str, table: str, data: pa.Table, settings: Mapping[str, str | int]) -> None:
+        sql = queries.insert_statement(database, table, data.column_names, dict(settings))
         payload = _arrow_stream(data)
         with _connection(self._live()) as session, session.send_insert(sql, "ArrowStream") as inserter:
             inserter.append(payload)

@@ -1,76 +1,50 @@
-"""Privacy in the store: the retention TTL of the events (and what is derived from them), and
-erasing one user's events.
+"""Privacy in the store: the retention TTL of the events, and erasing one user.
 
 Retention is a ClickHouse table TTL (`ALTER … MODIFY TTL`): ClickHouse drops expired rows in
-the background while merging, no cron job needed. It is applied at start-up from
+the background while merging, and rebuilds the projections of the parts it rewrites, so
+nothing derived outlives the events. It is applied at start-up from
 STREAMTRACK_RETENTION_DAYS (a validated integer, so formatting it into the DDL is safe);
 0 removes a TTL set before.
-Erasure uses a lightweight `DELETE` (rows vanish from reads at once, space is reclaimed by
-merges), scoped to one project, matching the user id or the anonymous id.
+
+Erasure removes a user's events and every id linked to the user: the ids that identify and
+alias calls joined to it, and the anonymous ids its events were sent with. It writes a
+tombstone per id first (`erasures`), then deletes (a lightweight `DELETE`: rows vanish from
+reads at once). The worker drops events of tombstoned ids received before the erasure, also
+those still in Kafka when it ran (`worker.erasures`), so an erased user stays erased.
 """
 
 from __future__ import annotations
 
 from streamtrack.store.schema import (
     ALIASES_TABLE,
-    COPIES_TABLE,
-    COPY_ROWS_TABLE,
-    DAILY_TABLE,
-    EVENT_IDS_TABLE,
+    ERASURES_TABLE,
     EVENTS_TABLE,
-    HOURLY_TABLE,
     IDENTITIES_TABLE,
-    LOCAL_TABLE,
-    _on_cluster,
-    daily_select,
-    hourly_select,
+    data_table,
+    on_cluster,
     quote_identifier,
 )
 from streamtrack.store.store import EventStore
+from streamtrack.timestamps import now_ms
 
-_USER_ROWS = "project_id = {project:String} AND (user_id = {user:String} OR anonymous_id = {user:String})"
-
-
-def _holder(store: EventStore, table: str) -> str:
-    """The name of the table that holds the rows: the local one in a cluster (a Distributed table cannot be altered)."""
-    if not store.cluster:
-        return table
-    return LOCAL_TABLE if table == EVENTS_TABLE else f"{table}_local"
+MAX_LINK_ROUNDS = 10
+"""Links followed from the erased id (a -> b -> user): more than enough for real identity graphs."""
 
 
 def _data_table(store: EventStore, table: str = EVENTS_TABLE) -> str:
-    return f"{quote_identifier(store.database)}.`{_holder(store, table)}`{_on_cluster(store.cluster)}"
-
-
-RETAINED_TABLES = {
-    EVENTS_TABLE: "toDateTime(timestamp)",
-    COPY_ROWS_TABLE: "toDateTime(timestamp)",
-    EVENT_IDS_TABLE: "toDateTime(timestamp)",
-    COPIES_TABLE: "toDateTime(last)",
-    DAILY_TABLE: "toDateTime(day)",
-    HOURLY_TABLE: "hour",
-}
-"""The tables whose rows expire, and the time each row expires from: the events, and what was
-derived from them (the copies registry and rows, the rollups, whose user states hold user
-hashes), so that nothing outlives the events and all-time answers stay what the rows say."""
+    name = data_table(table, store.cluster)
+    return f"{quote_identifier(store.database)}.{quote_identifier(name)}{on_cluster(store.cluster)}"
 
 
 def retention_statements(store: EventStore, days: int) -> list[str]:
     if days > 0:
-        return [
-            f"ALTER TABLE {_data_table(store, table)} MODIFY TTL {time} + toIntervalDay({int(days)})"
-            for table, time in RETAINED_TABLES.items()
-        ]
-    statements = []
-    for table in RETAINED_TABLES:
-        rows = store.backend.query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String} "
-            "AND position(create_table_query, ' TTL ') > 0",
-            {"db": store.database, "table": _holder(store, table)},
-        )
-        if rows and int(rows[0][0]):
-            statements.append(f"ALTER TABLE {_data_table(store, table)} REMOVE TTL")
-    return statements
+        return [f"ALTER TABLE {_data_table(store)} MODIFY TTL toDateTime(timestamp) + toIntervalDay({int(days)})"]
+    rows = store.backend.query(
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String} "
+        "AND position(create_table_query, ' TTL ') > 0",
+        {"db": store.database, "table": data_table(EVENTS_TABLE, store.cluster)},
+    )
+    return [f"ALTER TABLE {_data_table(store)} REMOVE TTL"] if rows and int(rows[0][0]) else []
 
 
 def apply_retention(store: EventStore, days: int) -> None:
@@ -78,67 +52,81 @@ def apply_retention(store: EventStore, days: int) -> None:
         store.backend.command(statement)
 
 
-def _user_rows(store: EventStore, project_id: str, user: str) -> tuple[int, list[str], list[str]]:
-    """(rows, distinct event ids, UTC days) of the user's events in the project."""
-    [(rows, ids, days)] = store.backend.query(
-        "SELECT count(), groupUniqArray(event_id), arrayMap(d -> toString(d), groupUniqArray(toDate(timestamp))) "
-        f"FROM {quote_identifier(store.database)}.`{EVENTS_TABLE}` WHERE {_USER_ROWS}",
-        {"project": project_id, "user": user},
+def linked_ids(store: EventStore, project_id: str, user: str) -> list[str]:
+    """The user and every id linked to it in the project: alias links either way, and the anonymous
+    ids of its identified events, followed until nothing new appears."""
+    db = quote_identifier(store.database)
+    ids = {user}
+    for _ in range(MAX_LINK_ROUNDS):
+        params = {"project": project_id, "ids": sorted(ids)}
+        [(found,)] = store.backend.query(
+            "SELECT arrayDistinct(arrayConcat("
+            f"(SELECT groupArray(previous_id) FROM {db}.`{ALIASES_TABLE}` WHERE project_id = {{project:String}}"
+            " AND user_id IN {ids:Array(String)}),"
+            f"(SELECT groupArray(user_id) FROM {db}.`{ALIASES_TABLE}` WHERE project_id = {{project:String}}"
+            " AND previous_id IN {ids:Array(String)}),"
+            f"(SELECT groupUniqArray(anonymous_id) FROM {db}.`{EVENTS_TABLE}` WHERE project_id = {{project:String}}"
+            " AND user_id IN {ids:Array(String)} AND anonymous_id != ''),"
+            f"(SELECT groupUniqArray(user_id) FROM {db}.`{EVENTS_TABLE}` WHERE project_id = {{project:String}}"
+            " AND anonymous_id IN {ids:Array(String)} AND user_id != '')))",
+            params,
+        )
+        new = set(found) - ids
+        if not new:
+            break
+        ids |= new
+    return sorted(ids)
+
+
+_ID_ROWS = "project_id = {project:String} AND (user_id IN {ids:Array(String)} OR anonymous_id IN {ids:Array(String)})"
+
+
+def erase_user(store: EventStore, project_id: str, user: str) -> int:
+    """Erase the user and its linked ids in the project; returns the event rows removed.
+
+    Tombstones first, so events in flight are dropped by the worker; then the events, the
+    traits and group calls (`identities`) and the links (`aliases`) of those ids.
+    """
+    ids = linked_ids(store, project_id, user)
+    params: dict[str, object] = {"project": project_id, "ids": ids, "at": now_ms()}
+    db = quote_identifier(store.database)
+    store.backend.command(
+        f"INSERT INTO {db}.`{ERASURES_TABLE}` (project_id, id, erased_at)"
+        " SELECT {project:String}, arrayJoin({ids:Array(String)}), fromUnixTimestamp64Milli({at:Int64}, 'UTC')",
+        params,
     )
-    return int(rows), list(ids), list(days)
-
-
-def _erase_identity(store: EventStore, params: dict[str, object]) -> None:
-    """The user's Segment traits, the group calls they made, and the alias links naming them."""
+    [(found,)] = store.backend.query(f"SELECT count() FROM {db}.`{EVENTS_TABLE}` WHERE {_ID_ROWS}", params)
+    if found:
+        store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_ID_ROWS}", params)
     store.backend.command(
         f"DELETE FROM {_data_table(store, IDENTITIES_TABLE)} WHERE project_id = {{project:String}}"
-        " AND ((kind = 'user' AND id = {user:String}) OR member = {user:String})",
+        " AND ((kind = 'user' AND id IN {ids:Array(String)}) OR member IN {ids:Array(String)})",
         params,
     )
     store.backend.command(
         f"DELETE FROM {_data_table(store, ALIASES_TABLE)} WHERE project_id = {{project:String}}"
-        " AND (previous_id = {user:String} OR user_id = {user:String})",
+        " AND (previous_id IN {ids:Array(String)} OR user_id IN {ids:Array(String)})",
         params,
     )
+    return int(found)
 
 
-def erase_user(store: EventStore, project_id: str, user: str) -> int:
-    """Delete the user's events in the project; returns the rows removed (copies included).
-
-    What was derived from those rows goes too: the user's traits, group calls and alias links
-    (`identities`, `aliases`), their ids in the copies registry (`event_ids`,
-    `event_copies`, `event_copy_rows`), and the daily and hourly rollup rows of the project's affected days, rebuilt from the
-    events that remain (the rollup's user states hold the user's hash). Events of the same
-    project and day inserted during the rebuild, between its delete and its insert, would be
-    counted twice in the rollup; erasure is rare and concerns past days, so this is accepted.
-    """
-    found, event_ids, days = _user_rows(store, project_id, user)
-    params: dict[str, object] = {"project": project_id, "user": user, "ids": event_ids, "days": days}
-    _erase_identity(store, params)
-    if not found:
-        return 0
-    db = quote_identifier(store.database)
-    store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {_USER_ROWS}", params)
-    for table in (EVENT_IDS_TABLE, COPIES_TABLE, COPY_ROWS_TABLE):
-        store.backend.command(
-            f"DELETE FROM {_data_table(store, table)} WHERE project_id = {{project:String}} AND event_id IN {{ids:Array(String)}}",
-            params,
+def tombstones_since(store: EventStore, since_ms: int) -> list[tuple[str, str, int]]:
+    """(project_id, id, erased_at ms) of the erasures at or after `since_ms` (the worker's view)."""
+    return [
+        (row[0], row[1], int(row[2]))
+        for row in store.backend.query(
+            f"SELECT project_id, id, toUnixTimestamp64Milli(erased_at) FROM {quote_identifier(store.database)}.`{ERASURES_TABLE}`"
+            " WHERE erased_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')",
+            {"since": since_ms},
         )
-    in_days = "project_id = {project:String} AND toDate(timestamp) IN {days:Array(Date)}"
+    ]
+
+
+def delete_erased(store: EventStore, project_id: str, ids: list[str], erased_at_ms: int) -> None:
+    """Delete the project's events of `ids` received up to `erased_at_ms` (the worker, after an
+    insert that raced an erasure)."""
     store.backend.command(
-        f"DELETE FROM {_data_table(store, DAILY_TABLE)} WHERE project_id = {{project:String}} AND day IN {{days:Array(Date)}}",
-        params,
+        f"DELETE FROM {_data_table(store)} WHERE {_ID_ROWS} AND received_at <= fromUnixTimestamp64Milli({{at:Int64}}, 'UTC')",
+        {"project": project_id, "ids": ids, "at": erased_at_ms},
     )
-    store.backend.command(
-        f"INSERT INTO {db}.`{DAILY_TABLE}`\n{daily_select(f'(SELECT * FROM {db}.`{EVENTS_TABLE}` WHERE {in_days})')}",
-        params,
-    )
-    store.backend.command(
-        f"DELETE FROM {_data_table(store, HOURLY_TABLE)} WHERE project_id = {{project:String}} AND toDate(hour) IN {{days:Array(Date)}}",
-        params,
-    )
-    store.backend.command(
-        f"INSERT INTO {db}.`{HOURLY_TABLE}`\n{hourly_select(f'(SELECT * FROM {db}.`{EVENTS_TABLE}` WHERE {in_days})')}",
-        params,
-    )
-    return found

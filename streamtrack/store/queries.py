@@ -6,18 +6,13 @@ values go in a separate dict that the engine parses as data. Identifiers (the da
 cannot be parameters; they come from validated settings and are checked and
 backtick-quoted again by `quote_identifier`.
 
-Reads are deduplicated: ReplacingMergeTree collapses a redelivered event only when it
-merges parts, which may be much later, and never collapses copies whose timestamps differ
-(a client retry without its own timestamp gets the server's time again, same event id).
-So the activities query first picks the page's event ids, each at its first-seen
-timestamp, then reads those rows; an event thus has one place in the order, and keyset
-pagination can neither repeat nor skip it.
+Reads are plain: the worker stores each event once per project (`worker.dedup`), so no
+query groups by event id.
 """
 
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -118,19 +113,23 @@ def _where(fragments: list[str]) -> list[str]:
     return ["WHERE " + "\n  AND ".join(fragments)] if fragments else []
 
 
-def activity_candidates(
-    database: str, filters: ActivityFilter, *, after: tuple[int, str] | None, limit: int
+def activities(
+    database: str,
+    filters: ActivityFilter | None = None,
+    *,
+    after: tuple[int, str] | None = None,
+    limit: int,
 ) -> Query:
-    """The newest rows (event id, epoch ms) after the cursor: the fast first step of a page.
+    """Events newest first after a keyset cursor: a plain read, each event is stored once.
 
-    Ordering by toDate(timestamp) first matches the sorting key's prefix, so ClickHouse reads
-    in order and stops early: ~7 ms instead of ~60 ms for the newest rows of 10M events.
+    Ordering by toDate(timestamp) first follows the sorting key after the (fixed) project, so
+    ClickHouse reads in key order and stops at the limit.
     """
     params: dict[str, Any] = {"limit": _check_limit(limit)}
-    where = filters.where(params) + ([_after(after, params)] if after is not None else [])
+    where = (filters or ActivityFilter()).where(params) + ([_after(after, params)] if after is not None else [])
     sql = "\n".join(
         [
-            "SELECT event_id, toUnixTimestamp64Milli(timestamp)",
+            f"SELECT {SELECT_EVENT_COLUMNS}",
             f"FROM {quote_identifier(database)}.`{EVENTS_TABLE}`",
             *_where(where),
             "ORDER BY toDate(timestamp) DESC, timestamp DESC, event_id DESC",
@@ -140,78 +139,47 @@ def activity_candidates(
     return Query(sql, params)
 
 
-def events_by_id(database: str, filters: ActivityFilter, event_ids: Sequence[str]) -> Query:
-    """Every stored copy of these events that matches the filters (the bloom filter on event_id finds them)."""
-    params: dict[str, Any] = {"ids": [_check_text("event id", i) for i in event_ids]}
-    where = [*filters.where(params), "event_id IN {ids:Array(String)}"]
-    sql = "\n".join([f"SELECT {SELECT_EVENT_COLUMNS}", f"FROM {quote_identifier(database)}.`{EVENTS_TABLE}`", *_where(where)])
-    return Query(sql, params)
-
-
-def activities(
-    database: str,
-    filters: ActivityFilter | None = None,
-    *,
-    after: tuple[int, str] | None = None,
-    limit: int,
-) -> Query:
-    """Events newest first, each event id once, after a keyset cursor — in one query.
-
-    Exact whatever the copies, but it groups every matching row by event id (~1 s for 10M
-    rows), so the store tries `activity_candidates` + `events_by_id` first and uses this
-    only when copies crowd a page. An event with several stored copies sorts at its
-    earliest timestamp (within the filters), so copies arriving between pages cannot move it.
-    """
-    params: dict[str, Any] = {"limit": _check_limit(limit)}
-    where = (filters or ActivityFilter()).where(params)
-    if after is not None:
-        # As a row filter this is exact for "first seen before the cursor": copies newer than
-        # the cursor drop out, the earliest copy (the one that counts) stays.
-        where.append(_after(after, params))
-    table = f"{quote_identifier(database)}.`{EVENTS_TABLE}`"
-    # The page: event ids at their first-seen time, newest first.
-    page = "\n".join(
-        [
-            "SELECT event_id, min(timestamp)",
-            f"FROM {table}",
-            *_where(where),
-            "GROUP BY event_id",
-            "ORDER BY min(timestamp) DESC, event_id DESC",
-            "LIMIT {limit:UInt32}",
-        ]
-    )
-    # Their rows; the same filters let skip indexes prune, LIMIT 1 BY drops identical copies.
-    sql = "\n".join(
-        [
-            f"SELECT {SELECT_EVENT_COLUMNS}",
-            f"FROM {table}",
-            "WHERE "
-            + "\n  AND ".join([*where, f"(event_id, timestamp) IN (\n{textwrap.indent(page, '    ')}\n)"]),
-            "ORDER BY timestamp DESC, event_id DESC",
-            "LIMIT 1 BY event_id",
-        ]
-    )
-    return Query(sql, params)
-
-
 def stats(database: str) -> Query:
-    """Raw rows (duplicates included, until merges collapse them) and distinct events."""
+    """Stored rows and distinct events (equal unless a copy slipped past the worker)."""
     return Query(
-        f"SELECT count(), uniqExact(event_id) FROM {quote_identifier(database)}.`{EVENTS_TABLE}`", {}
+        f"SELECT count(), uniqExact(project_id, event_id) FROM {quote_identifier(database)}.`{EVENTS_TABLE}`", {}
     )
 
 
-def stored_event_ids(database: str, event_ids: Sequence[str], days: Sequence[str]) -> Query:
-    """(project_id, event_id) of the rows of `event_ids` stored already, looking only at the given days (YYYY-MM-DD).
+def stored_ids(database: str, project_id: str, event_ids: Sequence[str], days: Sequence[str] | None) -> Query:
+    """Which of a project's `event_ids` are stored: on the given days (YYYY-MM-DD) through the
+    sorting key, or on any day (`days` None) through the `by_id` projection."""
+    params: dict[str, Any] = {"project": _check_text("project", project_id), "ids": [_check_text("event id", i) for i in event_ids]}
+    where = ["project_id = {project:String}", "event_id IN {ids:Array(String)}"]
+    if days is not None:
+        params["days"] = list(days)
+        where.append("toDate(timestamp) IN {days:Array(Date)}")
+    sql = f"SELECT DISTINCT event_id FROM {quote_identifier(database)}.`{EVENTS_TABLE}` WHERE " + " AND ".join(where)
+    return Query(sql, params)
 
-    The day list lets the primary key (it starts with toDate(timestamp)) skip everything
-    else, and the bloom filter on event_id skips most of what is left.
-    """
-    return Query(
-        f"SELECT DISTINCT project_id, event_id FROM {quote_identifier(database)}.`{EVENTS_TABLE}`"
-        " WHERE toDate(timestamp) IN {days:Array(Date)} AND event_id IN {ids:Array(String)}",
-        {"ids": [_check_text("event id", i) for i in event_ids], "days": list(days)},
+
+_SINCE = (
+    "toDate(timestamp) >= toDate(fromUnixTimestamp64Milli({since:Int64}, 'UTC'))"
+    " AND timestamp >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
+)
+
+
+def recent_ids(database: str, since_ms: int, limit: int) -> Query:
+    """(project_id, event_id, epoch ms) of events timed `since_ms` or later: the worker's warm-up."""
+    sql = (
+        f"SELECT project_id, event_id, toUnixTimestamp64Milli(timestamp) FROM {quote_identifier(database)}.`{EVENTS_TABLE}`"
+        f" WHERE {_SINCE} LIMIT {{limit:UInt64}}"
     )
+    return Query(sql, {"since": _check_ms("since", since_ms), "limit": limit})
+
+
+def recent_minute_counts(database: str, since_ms: int) -> Query:
+    """(minute ms, events) of events timed `since_ms` or later: how far back the warm-up can go."""
+    sql = (
+        f"SELECT toUnixTimestamp(toStartOfMinute(timestamp)) * 1000 AS minute, count() FROM {quote_identifier(database)}.`{EVENTS_TABLE}`"
+        f" WHERE {_SINCE} GROUP BY minute"
+    )
+    return Query(sql, {"since": _check_ms("since", since_ms)})
 
 
 PING = Query("SELECT 1", {})
@@ -228,39 +196,37 @@ def check_dedup_token(token: str) -> str:
 # Settings of every insert, on both backends:
 # - async_insert=0: the server (or chdb, whose default is 1) must not buffer our batches;
 #   insert_deduplication_token has synchronous-insert semantics only, and batches are big already.
-# - optimize_on_insert=0: ReplacingMergeTree would collapse duplicates inside each new part,
-#   which costs ~1/4 of the insert time; reads deduplicate anyway and merges still collapse.
-INSERT_SETTINGS: dict[str, int] = {"async_insert": 0, "optimize_on_insert": 0}
+# - optimize_on_insert=0: collapsing equal keys inside each new part costs ~1/4 of the insert,
+#   and the worker sends no copies.
+INSERT_SETTINGS: dict[str, int | str] = {"async_insert": 0, "optimize_on_insert": 0}
+# The cluster form adds: the Distributed table's insert returns only once every shard has its
+# rows (its default is to queue them and send them later), and each shard's rows are on a
+# majority of its replicas, linearized, so a read with `select_sequential_consistency` (the
+# worker's dedup lookups, `DEDUP_READ_SETTINGS`) on any replica sees every insert that returned.
+CLUSTER_INSERT_SETTINGS: dict[str, int | str] = {
+    "distributed_foreground_insert": 1,
+    "insert_quorum": "auto",
+    "insert_quorum_parallel": 0,
+}
+CLUSTER_DEDUP_READ_SETTINGS: dict[str, int | str] = {"select_sequential_consistency": 1}
 
 
-def insert_settings(dedup_token: str | None) -> dict[str, str | int]:
-    settings: dict[str, str | int] = dict(INSERT_SETTINGS)
+def insert_settings(dedup_token: str | None, *, cluster: bool = False) -> dict[str, str | int]:
+    settings: dict[str, str | int] = {**INSERT_SETTINGS, **(CLUSTER_INSERT_SETTINGS if cluster else {})}
     if dedup_token is not None:
         settings["insert_deduplication_token"] = check_dedup_token(dedup_token)
     return settings
 
 
-def table_columns(database: str, table: str) -> Query:
-    """The names of a table's columns; no rows when the table does not exist (yet)."""
-    sql = "SELECT name FROM system.columns WHERE database = {database:String} AND table = {table:String}"
-    return Query(sql, {"database": database, "table": table})
+def settings_clause(settings: dict[str, str | int]) -> str:
+    """SETTINGS cannot take parameters; every text value here is ours or checked (the token)."""
+    return ", ".join(f"{name} = '{value}'" if isinstance(value, str) else f"{name} = {value}" for name, value in settings.items())
 
 
-def sorting_key(database: str, table: str) -> Query:
-    """One row (the table's sorting key as ClickHouse prints it); none when the table does not exist."""
-    sql = "SELECT sorting_key FROM system.tables WHERE database = {database:String} AND name = {table:String}"
-    return Query(sql, {"database": database, "table": table})
-
-
-def insert_statement(database: str, table: str, columns: Sequence[str], dedup_token: str | None) -> str:
+def insert_statement(database: str, table: str, columns: Sequence[str], settings: dict[str, str | int]) -> str:
     """The INSERT the embedded engine runs; its rows (Arrow) travel separately, never in the SQL.
 
     Columns are named so a table with more columns (added later) still accepts the batch.
-    SETTINGS cannot take parameters; the only text value, the token, is checked above.
     """
     names = ", ".join(quote_identifier(name) for name in columns)
-    settings = ", ".join(
-        f"{name} = '{value}'" if isinstance(value, str) else f"{name} = {value}"
-        for name, value in insert_settings(dedup_token).items()
-    )
-    return f"INSERT INTO {quote_identifier(database)}.{quote_identifier(table)} ({names}) SETTINGS {settings}"
+    return f"INSERT INTO {quote_identifier(database)}.{quote_identifier(table)} ({names}) SETTINGS {settings_clause(settings)}"

@@ -40,7 +40,7 @@ class ProjectBackend:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self._backend.query(sql, self._params(params))
 
-    def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
+    def insert_events(self, database: str, table: str, data: pa.Table, settings: Mapping[str, str | int]) -> None:
         raise TypeError("a project's view of the store reads; the worker inserts through the shared store")
 
     def close(self) -> None:

@@ -28,7 +28,6 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.store.backend import QuerySettings, bound_error, error_code, is_retryable_code
-from streamtrack.store.queries import insert_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,11 +135,10 @@ class ServerBackend:
                 raise bounded from exc
             raise
 
-    def insert_events(self, database: str, table: str, data: pa.Table, dedup_token: str | None) -> None:
+    def insert_events(self, database: str, table: str, data: pa.Table, settings: Mapping[str, str | int]) -> None:
         client = self._client()
-        settings = insert_settings(dedup_token)
         with _availability_errors():
-            client.insert_arrow(table, data, database=database, settings=settings)
+            client.insert_arrow(table, data, database=database, settings=dict(settings))
 
     def close(self) -> None:
         with self._lock:

@@ -24,8 +24,14 @@ BATCH_SIZE_BUCKETS = (1, 10, 50, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 
 
 # --- API ---
 HTTP_REQUESTS = Counter(
-    "streamtrack_http_requests", "HTTP requests answered, by method, route template and status.",
+    "streamtrack_http_requests",
+    "HTTP requests answered, by method, route template and status (499: the client left mid-request).",
     ["method", "route", "status"],
+)
+HTTP_REFUSED = Counter(
+    "streamtrack_http_refused",
+    "Requests refused before the app saw them, by reason: header_timeout, headers_too_large, too_many_headers.",
+    ["reason"],
 )
 HTTP_LATENCY = Histogram(
     "streamtrack_http_request_seconds", "Time to answer an HTTP request.", ["method", "route"],
@@ -55,6 +61,9 @@ INSERT_LATENCY = Histogram(
 INSERTED_ROWS = Counter("streamtrack_store_inserted_rows", "Events inserted into ClickHouse.")
 DUPLICATES = Counter(
     "streamtrack_worker_duplicates", "Events dropped before the insert because their event_id was stored already."
+)
+DEDUP_LOOKUPS = Counter(
+    "streamtrack_worker_dedup_lookups", "ClickHouse lookups the worker made to tell new events from copies."
 )
 DEAD_LETTERS = Counter("streamtrack_dead_letters", "Records sent to the dead-letter topic, by reason.", ["reason"])
 STORE_RETRIES = Counter("streamtrack_worker_retries", "Failed attempts to store a batch (each retried with backoff).")
