@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test audit bench install kafka clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test audit bench install kafka kube-testbed clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -35,7 +35,13 @@ kafka: $(STAMP)
 sdk-clients:
 	PYTHON=$(PYTHON) scripts/sdk-clients
 
-test: $(STAMP) $(CHROMIUM) sdk-clients kafka
+# etcd, kube-apiserver, kubectl and Helm built from the Go module proxy (pinned in scripts/kube_testbed.py),
+# cached by version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): the API server of tests/e2e.
+# Cold: about 10 minutes on 2 cores; cached: nothing to do.
+kube-testbed:
+	$(PYTHON) -P scripts/kube_testbed.py build
+
+test: $(STAMP) $(CHROMIUM) sdk-clients kafka kube-testbed
 	$(BIN)/pytest -q
 	$(BIN)/python -P scripts/dependency_audit.py
 
