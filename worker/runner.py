@@ -32,19 +32,21 @@ from streamtrack.auth.privacy import anonymize_events
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
-from streamtrack.identities import identity_records
 from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
-from streamtrack.store.identities import insert_identities
 from streamtrack.telemetry import metrics
-from streamtrack.timestamps import now_ms
-from streamtrack.telemetry.tracing import links_to, parent_of_batch, span_context_from_headers, tracer, tracing_enabled
+from streamtrack.telemetry.tracing import (
+    links_to,
+    parent_of_batch,
+    span_context_from_headers,
+    tracer,
+    tracing_enabled,
+)
 from streamtrack.worker.batching import Batch, collect
 from streamtrack.worker.deadletter import DeadLetters
-from streamtrack.worker.dedup import RecentIds, new_events, warm
-from streamtrack.worker.erasures import Tombstones
 from streamtrack.worker.fencing import FencedBatches
 from streamtrack.worker.records import Rejected, decode_records
+from streamtrack.worker.sink import Sink
 
 log = structlog.get_logger(__name__)
 
@@ -101,8 +103,7 @@ class Worker:
         self._consumer = self._new_consumer()
         self._dead_letters = DeadLetters(settings)
         self._bots = BotFilter(settings.bot_events_per_second)
-        self._recent = RecentIds(settings.dedup_cache_events)
-        self._tombstones = Tombstones(store)
+        self._sink = Sink(store, cache_events=settings.dedup_cache_events, window_ms=settings.dedup_window_ms)
         self._fenced = FencedBatches()
 
     def _new_consumer(self) -> Consumer:
@@ -225,25 +226,8 @@ class Worker:
                     "dead letter", reason=item.reason, detail=item.detail[:200],
                     partition=item.message.partition(), offset=item.message.offset(),
                 )
-        fresh, lookups = new_events(events, self._recent, self.store) if events else ([], 0)
-        metrics.DEDUP_LOOKUPS.inc(lookups)
-        fresh = self._tombstones.screen(fresh)
-        if fresh:
-            # Identity records first: if the events' insert then fails, the replay re-derives them.
-            insert_identities(self.store, *identity_records(fresh), dedup_token=batch.dedup_token())
-            started = time.perf_counter()
-            with tracer().start_as_current_span(
-                f"INSERT {self.store.database}.events", kind=SpanKind.CLIENT,
-                attributes={"db.system.name": "clickhouse", "db.namespace": self.store.database,
-                            "db.operation.name": "INSERT", "db.operation.batch.size": len(fresh)},
-            ):
-                self.store.insert(fresh, dedup_token=batch.dedup_token(), batch=batch.batch_id)
-            seconds = time.perf_counter() - started
-            self._recent.add((e.project_id, e.event_id, e.timestamp) for e in fresh)
-            batch.stored = [(e.project_id, e.event_id) for e in fresh]
-            self._tombstones.after_insert(fresh)
-            metrics.INSERT_LATENCY.observe(seconds)
-            log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
+        fresh = self._sink.write(events, dedup_token=batch.dedup_token(), batch_id=batch.batch_id)
+        batch.stored = [(e.project_id, e.event_id) for e in fresh]
         return len(fresh)
 
     def _with_retries(self, action: Callable[[], T]) -> T | None:
@@ -359,7 +343,7 @@ class Worker:
             log.info("partitions assigned", starts={tp.partition: tp.offset for tp in committed})
         # The previous owners' inserts are visible now (they gave the partitions up after their
         # last commit): what the dedup cache knows starts again from what ClickHouse holds.
-        warm(self._recent, self.store, now_ms=now_ms(), window_ms=self.settings.dedup_window_ms)
+        self._sink.warm()
         self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

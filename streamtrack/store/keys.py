@@ -16,7 +16,7 @@ import dataclasses
 from typing import Any
 
 from streamtrack.auth.keys import KeyKind, NewKey, Principal
-from streamtrack.store.schema import _on_cluster, quote_identifier
+from streamtrack.store.schema import on_cluster, quote_identifier
 from streamtrack.store.store import EventStore
 from streamtrack.timestamps import now_ms
 
@@ -39,14 +39,14 @@ _TABLES = {
 def key_statements(database: str, cluster: str = "") -> list[str]:
     """Idempotent DDL of the two tables (after `schema_statements`, which creates the database)."""
     db = quote_identifier(database)
-    on_cluster = _on_cluster(cluster)
+    here = on_cluster(cluster)
     statements = []
     for table, (columns, order_by) in _TABLES.items():
         engine = "ReplacingMergeTree(version)"
         if cluster:  # one copy on every node: the path has no {shard}
             engine = f"ReplicatedReplacingMergeTree('/clickhouse/tables/all/{{database}}/{table}', '{{replica}}', version)"
         statements.append(
-            f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{on_cluster} ({columns}) ENGINE = {engine} ORDER BY {order_by}"
+            f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{here} ({columns}) ENGINE = {engine} ORDER BY {order_by}"
         )
     return statements
 

@@ -218,7 +218,8 @@ def schema_statements(database: str, cluster: str = "") -> list[str]:
                 f"CREATE TABLE IF NOT EXISTS {db}.`{table}`{here} AS {db}.`{table}_local`\n"
                 f"ENGINE = Distributed('{cluster}', '{database}', '{table}_local', {shard_by})"
             )
-    engine = _replicated("MergeTree", VERSION_TABLE) if cluster else "MergeTree"
+    # One copy on every node (the path has no {shard}), as the keys' tables.
+    engine = f"ReplicatedMergeTree('/clickhouse/tables/all/{{database}}/{VERSION_TABLE}', '{{replica}}')" if cluster else "MergeTree"
     statements.append(
         f"CREATE TABLE IF NOT EXISTS {db}.`{VERSION_TABLE}`{here}\n"
         "(\n    `version` UInt32,\n    `applied_at` DateTime('UTC') DEFAULT now()\n)\n"
