@@ -6,9 +6,9 @@ offsets. A source that does not answer makes its `*_ok` false and its numbers nu
 the reason in `errors`: a status report always answers 200, since it exists to show
 failures. Readings are kept for a second, so many open dashboards cost one reading.
 
-Caveat in dev: the local Tansu broker reports a partition's high watermark as the base
-offset of its last record batch + 1, so lag and dead letters can under-count there until
-the next batch lands. Production Kafka reports exact watermarks.
+Caveat with `streamtrack dev --broker tansu`: Tansu reports a partition's high watermark as
+the base offset of its last record batch + 1, so lag and dead letters can under-count there
+until the next batch lands. Apache Kafka (production, and dev's default) reports exact ones.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Committed offsets, end offsets and consumer lag per partition.
 
 Used by the dev mode's drain and the tests today, and by the operator's lag reader.
-Note: the local Tansu broker (v0.6) reports a partition's high watermark as the base
-offset of its last record batch + 1, not the last offset + 1, so on it `end_offsets`
-under-counts after batched produces. Where exactness matters locally, compare committed
-offsets with the offsets the producer's delivery reports gave instead.
+Note: the zero-dependency dev broker (Tansu v0.6, `streamtrack dev --broker tansu`) reports
+a partition's high watermark as the base offset of its last record batch + 1, so on it
+`end_offsets` under-counts after batched produces; Apache Kafka's are exact. The dev mode's
+drain compares committed offsets with the producer's delivery reports, exact on both.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""The operator's lag reader against the real local broker.
+"""The operator's lag reader against Apache Kafka (the session's single node).
 
 A topic with several partitions, a real consumer group that consumes part of it, and the
 lag read through the admin API equals the records left, per partition. Records are
-produced one per batch (`batch.num.messages=1`): Tansu v0.6 reports the high watermark of
-batched produces as the last batch's base offset + 1 (see streamtrack/kafka/offsets.py).
+produced in batches, as any producer sends them: Kafka's high watermarks are exact.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamtrack.errors import BrokerUnavailable
 from streamtrack.kafka.lag_reader import lag_admin_client, read_lag
-from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.kafka.offsets import NO_OFFSET
 
 COUNTS = {0: 12, 1: 9, 2: 5, 3: 0}
 
 
-def _topic(broker: LocalBroker, partitions: int) -> tuple[AdminClient, str]:
+def _topic(broker: KafkaCluster, partitions: int) -> tuple[AdminClient, str]:
     admin = lag_admin_client({"bootstrap.servers": broker.bootstrap_servers})
     topic = f"lag-reader-{uuid.uuid4().hex[:8]}"
     for future in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)]).values():
@@ -30,15 +29,15 @@ def _topic(broker: LocalBroker, partitions: int) -> tuple[AdminClient, str]:
     return admin, topic
 
 
-def _produce(broker: LocalBroker, topic: str, counts: dict[int, int]) -> None:
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "batch.num.messages": 1, "linger.ms": 0})
+def _produce(broker: KafkaCluster, topic: str, counts: dict[int, int]) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 50})
     for partition, count in counts.items():
         for i in range(count):
             producer.produce(topic, partition=partition, value=f"{partition}-{i}".encode())
     assert producer.flush(10) == 0
 
 
-def _consume(broker: LocalBroker, topic: str, group: str, wanted: dict[int, int]) -> dict[int, int]:
+def _consume(broker: KafkaCluster, topic: str, group: str, wanted: dict[int, int]) -> dict[int, int]:
     """A real group member reads `wanted[p]` records of each partition and commits them."""
     consumer = Consumer({
         "bootstrap.servers": broker.bootstrap_servers,
@@ -67,7 +66,7 @@ def _consume(broker: LocalBroker, topic: str, group: str, wanted: dict[int, int]
     return read
 
 
-def test_lag_per_partition_equals_the_records_left(broker: LocalBroker) -> None:
+def test_lag_per_partition_equals_the_records_left(broker: KafkaCluster) -> None:
     admin, topic = _topic(broker, 4)
     _produce(broker, topic, COUNTS)
     group = f"lag-reader-group-{uuid.uuid4().hex[:8]}"
@@ -86,7 +85,7 @@ def test_lag_per_partition_equals_the_records_left(broker: LocalBroker) -> None:
     assert report.end_total == sum(COUNTS.values())
 
 
-def test_a_group_that_never_committed(broker: LocalBroker) -> None:
+def test_a_group_that_never_committed(broker: KafkaCluster) -> None:
     admin, topic = _topic(broker, 3)
     _produce(broker, topic, {0: 4, 1: 2, 2: 0})
     group = f"never-{uuid.uuid4().hex[:8]}"
@@ -100,7 +99,7 @@ def test_a_group_that_never_committed(broker: LocalBroker) -> None:
     assert all(p.committed == NO_OFFSET for p in latest.partitions)
 
 
-def test_a_deleted_topic_is_reported_not_raised(broker: LocalBroker) -> None:
+def test_a_deleted_topic_is_reported_not_raised(broker: KafkaCluster) -> None:
     admin, topic = _topic(broker, 2)
     _produce(broker, topic, {0: 3, 1: 1})
     for future in admin.delete_topics([topic], operation_timeout=10).values():
