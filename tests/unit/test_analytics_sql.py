@@ -1,9 +1,8 @@
 """The analytics SQL and parameter rules, without running anything.
 
 What the engine answers is tested in tests/integration/test_analytics.py; here: user values
-never reach the SQL text, each filter adds its fixed fragment only when present, the
-three deduplication forms are chosen as documented, and the parameter limits and
-defaults hold.
+never reach the SQL text, each filter adds its fixed fragment only when present, and the
+parameter limits and defaults hold.
 """
 
 from __future__ import annotations
@@ -33,9 +32,9 @@ def test_user_values_travel_only_as_parameters() -> None:
         with_property=NASTY,
     )
     for query in (
-        analytics.breakdown("db", filters, [NASTY], by=f"property:{NASTY}", limit=5),
-        analytics.timeseries("db", filters, [], step_ms=60_000, origin_ms=0, group_by="url", top=[NASTY]),
-        analytics.funnel("db", filters, None, steps=[NASTY, "b"], window_ms=1000),
+        analytics.breakdown("db", filters, by=f"property:{NASTY}", limit=5),
+        analytics.timeseries("db", filters, step_ms=60_000, origin_ms=0, first_ms=0, end_ms=1, group_by="url", top=[NASTY]),
+        analytics.funnel("db", filters, steps=[NASTY, "b"], window_ms=1000),
     ):
         assert "DROP" not in query.sql
         assert NASTY in query.params.values() or [NASTY] in query.params.values()
@@ -50,39 +49,13 @@ def test_properties_are_read_from_the_materialized_map_not_the_json() -> None:
         "mapContains(property_values, {has_key:String})",
     ]
     for query in (
-        analytics.breakdown("db", filters, [], by="property:plan", limit=5),
-        analytics.breakdown("db", filters, ["e1"], by="property:plan", limit=5),  # the copies' form
-        analytics.breakdown("db", filters, None, by="property:plan", limit=5),  # every row grouped
-        analytics.timeseries("db", filters, ["e1"], step_ms=60_000, origin_ms=0, group_by="property:plan", top=["a"]),
+        analytics.breakdown("db", filters, by="property:plan", limit=5),
+        analytics.timeseries(
+            "db", filters, step_ms=60_000, origin_ms=0, first_ms=0, end_ms=1, group_by="property:plan", top=["a"]
+        ),
     ):
         assert "JSON" not in query.sql
         assert "property_values[{dim_key:String}]" in query.sql
-        assert "SELECT *, property_values FROM `db`.`events`" in query.sql  # `*` alone leaves it out
-
-
-def test_property_values_column_in_both_schema_forms() -> None:
-    """The column is in the CREATE of the table that holds the rows, and migrate adds it to older tables."""
-    column = f"`property_values` Map(String, String) MATERIALIZED {schema.PROPERTY_VALUES}"
-    single = schema.schema_statements("db")
-    assert f"    {column},\n" in single[1]  # after the stored columns, before the indexes
-    assert single[-1] == f"ALTER TABLE `db`.`events` ADD COLUMN IF NOT EXISTS {column} AFTER `is_bot`"
-    cluster = schema.schema_statements("db", "c1")
-    local, distributed = cluster[1], cluster[2]
-    assert local.startswith("CREATE TABLE IF NOT EXISTS `db`.`events_local`") and f"    {column},\n" in local
-    assert distributed.endswith("AS `db`.`events_local`\nENGINE = Distributed('c1', 'db', 'events_local', cityHash64(event_id))")
-    assert cluster[-2:] == [
-        f"ALTER TABLE `db`.`{table}` ON CLUSTER `c1` ADD COLUMN IF NOT EXISTS {column} AFTER `is_bot`"
-        for table in ("events_local", "events")
-    ]
-    # The parts stored before the column: written once, where they are (the local tables).
-    assert schema.materialize_statements("db", names=["property_values"]) == [
-        "ALTER TABLE `db`.`events` MATERIALIZE COLUMN `property_values`"
-    ]
-    assert schema.materialize_statements("db", "c1", ["property_values"]) == [
-        "ALTER TABLE `db`.`events_local` ON CLUSTER `c1` MATERIALIZE COLUMN `property_values`"
-    ]
-    with pytest.raises(ValueError, match="not in MATERIALIZED_COLUMNS"):
-        schema.materialize_statements("db", names=["url"])
 
 
 def test_each_filter_adds_its_fragment_only_when_present() -> None:
@@ -102,20 +75,15 @@ def test_each_filter_adds_its_fragment_only_when_present() -> None:
     }
 
 
-def test_source_reads_plain_rows_without_duplicates_and_groups_only_the_copies_with_them() -> None:
-    plain = analytics.source("db", Filter(), [], {})
-    assert "UNION" not in plain and "GROUP BY" not in plain
-    params: dict[str, object] = {}
-    with_copies = analytics.source("db", Filter(), ["123"], params)
-    assert "UNION ALL" in with_copies and with_copies.count("GROUP BY event_id") == 1
-    assert params == {"duplicates": ["123"]}
-    everything = analytics.source("db", Filter(), None, {})
-    assert "UNION" not in everything and "GROUP BY event_id" in everything
+def test_reads_are_plain_rows_of_the_callers_project() -> None:
+    src = analytics.source("db", Filter(), {})
+    assert "GROUP BY" not in src and "UNION" not in src
+    assert "WHERE project_id = {scope_project:String} AND is_bot = 0" in src
 
 
 def test_identifiers_are_checked() -> None:
     with pytest.raises(ValueError, match="identifier"):
-        analytics.overview("db`; DROP", [], recent_ms=0)
+        analytics.overview("db`; DROP")
 
 
 def test_buckets_align_on_utc_days_and_monday_weeks() -> None:
