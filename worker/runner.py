@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -53,21 +53,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 MAX_BACKOFF = 5.0  # seconds; also the longest the worker stays idle after ClickHouse is back
 STATS_INTERVAL_MS = 5000
-STALL_SECONDS = 30.0
-
-
-def stuck(partition: dict[str, Any]) -> bool:
-    """True when librdkafka's statistics of a partition show work waiting: records fetched and
-    not handed to us, or records in the log beyond the fetch position. The worker reconnects
-    when this holds for STALL_SECONDS without a record consumed. Seen with the in-memory broker
-    restarted: fetched records never delivered (once), and acknowledged records not read for
-    minutes (rarely). A position past the end is not counted: the local broker under-reports
-    its high watermark after batched produces, so an idle worker is often there.
-    """
-    if partition.get("fetchq_cnt", 0) > 0:
-        return True
-    position, end = partition.get("next_offset", -1), partition.get("hi_offset", -1)
-    return 0 <= position < end
 
 
 @dataclasses.dataclass
@@ -96,10 +81,8 @@ class Worker:
         self._paused = False
         self.polled_at = time.monotonic()
         """When the consumer was last served (librdkafka's statistics arrive only while we poll)."""
-        self._consumed_at = time.monotonic()
-        self._stalled = False
         self._wake = threading.Event()
-        """Ends the current `collect`: set by stop(), and when the consumer is found stalled."""
+        """Ends the current `collect`: set by stop()."""
         self._consumer = self._new_consumer()
         self._dead_letters = DeadLetters(settings)
         self._bots = BotFilter(settings.bot_events_per_second)
@@ -153,11 +136,8 @@ class Worker:
                     self._wake,
                 )
                 if self._batch.messages:
-                    self._consumed_at = time.monotonic()
                     self._process(self._batch)
                 self._fenced.resolve(self._consumer, self.store)
-                if self._stalled and not self._stop.is_set():
-                    self._reconnect()
         finally:
             self._consumer.close()  # leaves the group at once, so partitions move without waiting
             self._dead_letters.close()
@@ -168,17 +148,6 @@ class Worker:
         self._consumer.subscribe(
             [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
-
-    def _reconnect(self) -> None:
-        """A fresh consumer in place of a stalled one; it resumes from the committed offsets."""
-        log.error("consumer stalled: records wait in its fetch queue but none reach the worker; reconnecting",
-                  stalled_s=round(time.monotonic() - self._consumed_at, 1))
-        self._consumer.close()
-        self._consumer = self._new_consumer()
-        self._subscribe()
-        self._stalled = False
-        self._wake.clear()
-        self._consumed_at = time.monotonic()
 
     def _process(self, batch: Batch) -> None:
         links = links_to(span_context_from_headers(m.headers()) for m in batch.messages) if tracing_enabled() else []
@@ -262,7 +231,6 @@ class Worker:
         if self._paused:
             self._consumer.resume(self._consumer.assignment())
             self._paused = False
-            self._consumed_at = time.monotonic()  # a pause is not a stall
             metrics.CONSUMPTION_PAUSED.set(0)
             log.info("consumption resumed")
 
@@ -318,9 +286,6 @@ class Worker:
         mine = [p for p in topic.get("partitions", {}).values()
                 if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")]
         metrics.CONSUMER_LAG.set(sum(max(p.get("consumer_lag", -1), 0) for p in mine))
-        if not self._paused and time.monotonic() - self._consumed_at > STALL_SECONDS and any(map(stuck, mine)):
-            self._stalled = True
-            self._wake.set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Start each new partition at the group's committed offset, read from the broker now.
