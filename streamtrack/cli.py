@@ -34,7 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (dev, api):
         sub.add_argument("--host", help="listen address (STREAMTRACK_HOST)")
         sub.add_argument("--port", type=int, help="listen port (STREAMTRACK_PORT)")
-    dev.add_argument("--data-dir", help="embedded ClickHouse data folder (STREAMTRACK_DATA_DIR)")
+    dev.add_argument("--data-dir", help="data folder: embedded ClickHouse, and the Kafka broker's (STREAMTRACK_DATA_DIR)")
+    dev.add_argument(
+        "--broker", choices=["kafka", "tansu"], default="kafka",
+        help="the local broker started when KAFKA_BOOTSTRAP_SERVERS is on loopback and nothing listens there. "
+             "kafka (default): Apache Kafka, one KRaft node with its data and log under the data folder; "
+             "what production runs, and durable: a crash loses nothing acknowledged. Needs Java 17+ "
+             "(and Maven once, to fetch it; `make dev` does). tansu: no Java, starts at once, but keeps "
+             "events in memory only and reports inexact lag; for a quick look.",
+    )
     dev.add_argument("--auth", choices=["on", "off"],
                      help="require keys (default off in dev unless STREAMTRACK_AUTH is set); on: prints a dev project's keys")
     commands.add_parser("worker", help="consume events from Kafka into ClickHouse")
@@ -82,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from streamtrack.auth.command import run as run_keys
 
             return run_keys(args, settings)
+        if args.command == "dev":
+            return _dev(settings, args.broker)
         return COMMANDS[args.command](settings)
     except ConfigError as exc:
         print(f"streamtrack: {exc}", file=sys.stderr)
@@ -93,10 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutdown_tracing()  # exports the spans still buffered
 
 
-def _dev(settings: Settings) -> int:
+def _dev(settings: Settings, broker: str = "kafka") -> int:
     from streamtrack.dev import run_dev
 
-    return run_dev(settings)
+    return run_dev(settings, broker)
 
 
 def _api(settings: Settings) -> int:
@@ -150,7 +160,7 @@ def _migrate(settings: Settings) -> int:
     from streamtrack.store.privacy import apply_retention
 
     store = open_store(settings)
-    store.migrate()
+    store.migrate(rewrite=True)  # the one place that rewrites data (run it with the workers stopped)
     migrate_keys(store)
     apply_retention(store, settings.retention_days)
     log.info("schema is up to date", database=settings.clickhouse_database)
@@ -160,7 +170,7 @@ def _migrate(settings: Settings) -> int:
 def _operator(settings: Settings) -> int:
     from streamtrack.operator.handlers import run
 
-    return run(settings.operator_namespace, settings.operator_metrics_port, settings.operator_liveness_port)
+    return run(settings.operator_namespace, settings.host, settings.operator_metrics_port, settings.operator_liveness_port)
 
 
 def _smoke(args: argparse.Namespace) -> int:

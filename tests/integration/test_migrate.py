@@ -30,17 +30,11 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
         assert sorted(tables) == [
             ("aliases", "ReplacingMergeTree"),
             ("api_keys", "ReplacingMergeTree"),
-            ("event_copies", "ReplacingMergeTree"),
-            ("event_copy_rows", "MergeTree"),
-            ("event_ids", "MergeTree"),
-            ("event_ids_mv", "MaterializedView"),
+            ("erasures", "ReplacingMergeTree"),
             ("events", "ReplacingMergeTree"),
-            ("events_daily", "AggregatingMergeTree"),
-            ("events_daily_mv", "MaterializedView"),
-            ("events_hourly", "AggregatingMergeTree"),
-            ("events_hourly_mv", "MaterializedView"),
             ("identities", "ReplacingMergeTree"),
             ("projects", "ReplacingMergeTree"),
+            ("schema_version", "MergeTree"),
         ]
         assert store.stats().rows == 0
     finally:

@@ -11,21 +11,17 @@ answers are checked on the same rows; and a table made before the column gets it
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from streamtrack.config import Settings, load_settings
 from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.store import EventStore, open_store
-from streamtrack.store import analytics as analytics_sql
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import Analytics
-from streamtrack.store.schema import EVENTS_TABLE, materialize_statements, schema_statements
 from streamtrack.store.scoped import project_store
 from tests.fixtures.store import random_database
 
@@ -133,85 +129,3 @@ def test_endpoints_read_properties_as_text(clean_store: EventStore) -> None:
     assert reader.breakdown(DAY._replace(properties=(("empty", ""),)), by="event_type", limit=5).rows[0].events == 5
     series = reader.timeseries(DAY, interval="day", group_by="property:yes")
     assert sorted((s.name, s.points[0].events) for s in series.series) == [("true", 2)]
-
-
-def test_migrate_adds_the_column_to_a_table_made_before(own_store: EventStore) -> None:
-    """An `events` table from before the column gets it, and the rows stored before are written into it."""
-    own_store.migrate()
-    # What a table made before the column is: the same table without it, rows stored so.
-    own_store.backend.command(f"ALTER TABLE `{own_store.database}`.events DROP COLUMN property_values")
-    own_store.insert(make_events())
-    columns = {name for (name,) in own_store.backend.query(
-        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'events'", {"db": own_store.database}
-    )}
-    assert "property_values" not in columns
-
-    own_store.migrate()
-    own_store.migrate()  # again: nothing more to add or write
-    [(kind, type_)] = own_store.backend.query(
-        "SELECT default_kind, type FROM system.columns"
-        " WHERE database = {db:String} AND table = 'events' AND name = 'property_values'",
-        {"db": own_store.database},
-    )
-    assert (kind, type_) == ("MATERIALIZED", "Map(String, String)")
-    assert_map_matches_json(own_store)  # right at once, even before the parts are rewritten
-    mutations = own_store.backend.query(
-        "SELECT command FROM system.mutations WHERE database = {db:String} AND table = {table:String}"
-        " ORDER BY create_time, mutation_id",
-        {"db": own_store.database, "table": EVENTS_TABLE},
-    )
-    # One MATERIALIZE (the second migrate found the column there), after the test's DROP.
-    assert [command for (command,) in mutations][-1:] == ["(MATERIALIZE COLUMN property_values)"]
-    assert sum("MATERIALIZE" in command for (command,) in mutations) == 1
-    deadline = time.monotonic() + 30
-    while own_store.backend.query(
-        "SELECT count() FROM system.mutations WHERE database = {db:String} AND NOT is_done", {"db": own_store.database}
-    ) != [(0,)]:
-        assert time.monotonic() < deadline, "MATERIALIZE COLUMN did not finish in 30 s"
-        time.sleep(0.1)
-    [(parts, written)] = own_store.backend.query(
-        "SELECT uniqExact(name), countIf(column = 'property_values') FROM system.parts_columns"
-        " WHERE database = {db:String} AND table = 'events' AND active",
-        {"db": own_store.database},
-    )
-    assert parts > 0 and written == parts  # every stored part now holds the column (ADD alone writes none)
-    assert_map_matches_json(own_store)
-
-
-def test_cluster_ddl_is_valid_clickhouse_sql(store: EventStore) -> None:
-    """The cluster form with the column and its migration: ClickHouse's own parser accepts each statement."""
-    statements = schema_statements("analytics", "prod") + materialize_statements("analytics", "prod", ["property_values"])
-    with_column = [s for s in statements if "property_values" in s]
-    assert len(with_column) == 4  # events_local's CREATE, the ALTER of each table, the MATERIALIZE of the local one
-    for statement in statements:
-        [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
-        assert "ON CLUSTER prod" in formatted
-
-
-def test_copies_and_the_grouped_fallback_read_the_map_too(
-    clean_store: EventStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A stored copy (same id, later) is counted once on each of the three forms of `source`."""
-    events = make_events()
-    copy = msgspec.structs.replace(events[0], timestamp=events[0].timestamp + 90_000)
-    clean_store.insert(events)
-    reader = Analytics(project_store(clean_store, DEFAULT_PROJECT))
-    filters = DAY._replace(properties=(("yes", "true"),))
-
-    def answers() -> tuple[object, ...]:
-        return (
-            reader.breakdown(filters, by="property:nested", limit=10),
-            reader.breakdown(DAY, by="property:plan", limit=10),
-            reader.timeseries(filters, interval="hour", group_by="property:plan"),
-        )
-
-    plain = answers()  # no copies: one scan
-    clean_store.insert([copy])
-    assert reader.duplicates(DAY) == ["p0"]
-    with_copy = answers()  # the copy grouped with its event
-    monkeypatch.setattr(analytics_sql, "MAX_DUPLICATES", 0)
-    assert reader.duplicates(DAY) is None
-    grouped = answers()  # every row grouped by id
-    assert plain == with_copy == grouped
-    assert [(row.value, row.events) for row in plain[1].rows] == [("", 1), ("free", 1), ("pro", 1)]
-
