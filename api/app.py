@@ -14,11 +14,13 @@ from streamtrack.api.auth import AuthGate
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
+from streamtrack.api.http_guard import BodyGuard
 from streamtrack.api.identities import IDENTITY_HANDLERS
 from streamtrack.api.ingest import batch, track
-from streamtrack.api.openapi import docs_assets_router, openapi_config
+from streamtrack.api.openapi import docs_assets_router, openapi_config, swagger_init
 from streamtrack.api.pipeline import pipeline_status
 from streamtrack.api.privacy import erase_user_events
+from streamtrack.api.security_headers import SecurityHeaders
 from streamtrack.api.segment import SEGMENT_HANDLERS
 from streamtrack.api.services import Services
 from streamtrack.api.telemetry import RequestTelemetry, prometheus_metrics
@@ -31,7 +33,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
     """
     app = Litestar(
         route_handlers=[
-            track, batch, activities, healthz, readyz, docs_assets_router(),
+            track, batch, activities, healthz, readyz, docs_assets_router(), swagger_init,
             prometheus_metrics,
             pipeline_status, *DASHBOARD_ROUTES,
             *ANALYTICS_HANDLERS,
@@ -47,6 +49,10 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
         debug=False,
         logging_config=None,  # ours (streamtrack.telemetry.logs); Litestar's would replace the root handlers
     )
-    app.asgi_handler = AuthGate(app.asgi_handler, services.settings, services.store)  # keys, limits, CORS
+    settings = services.settings
+    app.state["settings"] = settings  # for the server (api/server.py): its HTTP limits and trusted proxies
+    app.asgi_handler = AuthGate(app.asgi_handler, settings, services.store)  # keys, limits, CORS
+    app.asgi_handler = BodyGuard(app.asgi_handler, settings.http_body_timeout_seconds)  # slow or vanished bodies
     app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
+    app.asgi_handler = SecurityHeaders(app.asgi_handler)  # on every answer, refusals included
     return app

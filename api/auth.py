@@ -7,7 +7,7 @@ classes:
   key, which is not accepted here (403): a secret key has no business in a web page;
 - public (`/healthz`, `/readyz`, `/metrics`, the API docs, the dashboard's static page): no key;
 - everything else (activities, analytics, pipeline status, profiles, erasure, dev control):
-  a read key (secret); a write key gets 403.
+  a read key (secret), or an admin key, which also sees instance-wide figures; a write key gets 403.
 The key travels as `Authorization: Bearer KEY`, HTTP Basic with the key as user name (what
 Segment's and RudderStack's SDKs send), `X-StreamTrack-Key: KEY`, or — on ingestion only, for
 `navigator.sendBeacon`, which cannot set headers — `?key=KEY`. The project found is put in
@@ -28,7 +28,7 @@ import msgspec
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamtrack.auth.keys import KeyKind
+from streamtrack.auth.keys import READ_KINDS, KeyKind
 from streamtrack.auth.privacy import anonymize_ip
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
 from streamtrack.auth.resolver import KeyResolver
@@ -38,6 +38,7 @@ from streamtrack.store import EventStore
 from streamtrack.telemetry import metrics
 
 PROJECT_SCOPE_KEY = "streamtrack.project"
+KIND_SCOPE_KEY = "streamtrack.key_kind"
 KEY_HEADER = "x-streamtrack-key"
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/schema", "/dashboard")
@@ -71,6 +72,12 @@ def project_of(request: Request[Any, Any, Any]) -> str:
     return project
 
 
+def sees_the_instance(request: Request[Any, Any, Any]) -> bool:
+    """True for an admin key, and with auth off (one open project): instance-wide figures are theirs only."""
+    kind = request.scope.get(KIND_SCOPE_KEY)  # type: ignore[call-overload]
+    return kind is None or kind is KeyKind.ADMIN
+
+
 async def authenticate_body_key(request: Request[Any, Any, Any], key: object) -> None:
     """A request the gate let through without a header key: authenticate the key its body carries.
 
@@ -89,6 +96,7 @@ async def authenticate_body_key(request: Request[Any, Any, Any], key: object) ->
         metrics.AUTH_FAILURES.labels("wrong_key_kind").inc()
         raise WrongKeyKind("this endpoint ingests events: use a write key (stw_...), not a read key", field="writeKey")
     request.scope[PROJECT_SCOPE_KEY] = principal.project_id  # type: ignore[literal-required]
+    request.scope[KIND_SCOPE_KEY] = principal.kind  # type: ignore[literal-required]
 
 
 def key_from_headers(headers: dict[str, str]) -> str | None:
@@ -177,18 +185,19 @@ class AuthGate:
         if principal is None:
             metrics.AUTH_FAILURES.labels("invalid_key").inc()
             return _unauthorized("invalid_key", "the key is unknown or revoked")
-        wanted = KeyKind.WRITE if access is Access.WRITE else KeyKind.READ
-        if principal.kind is not wanted:
+        wanted = {KeyKind.WRITE} if access is Access.WRITE else READ_KINDS
+        if principal.kind not in wanted:
             metrics.AUTH_FAILURES.labels("wrong_key_kind").inc()
             message = (
                 "this endpoint ingests events: use a write key (stw_...), not a read key"
-                if wanted is KeyKind.WRITE
+                if access is Access.WRITE
                 else "this endpoint reads data: use the project's secret read key (str_...); write keys only ingest"
             )
             return 403, {"status": 403, "code": "wrong_key_kind", "message": message}, {}
         if wait := self.per_key.take(principal.prefix + principal.project_id):
             return _too_many("key", wait)
         scope[PROJECT_SCOPE_KEY] = principal.project_id  # type: ignore[literal-required]
+        scope[KIND_SCOPE_KEY] = principal.kind  # type: ignore[literal-required]
         return None
 
     def _origin_allowed(self, origin: str) -> bool:

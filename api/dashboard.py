@@ -20,8 +20,11 @@ from litestar.static_files import create_static_files_router
 ASSETS_DIR = Path(__file__).parent / "dashboard_assets"
 ASSETS_PATH = "/dashboard/assets"
 LOADGEN_PATH = "/dev/loadgen"
-# Only our own files: a stray inline script or a remote asset is refused (and shows in the console).
-CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'"
+# Only our own files: a stray inline script or a remote asset is refused (and shows in the console);
+# and no other site may frame the page (clickjacking the load generator's buttons, say).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def _page(loadgen: bool) -> str:

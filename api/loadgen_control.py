@@ -12,12 +12,15 @@ import re
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Router, delete, get, post
+from litestar import Request, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import RawBody
 
+from streamtrack.api.auth import project_of
 from streamtrack.api.errors import ErrorBody
+from streamtrack.api.services import Services
+from streamtrack.auth.dev_keys import DEV_PROJECT
 from streamtrack.errors import ClientError
 from streamtrack.loadgen.control import LoadgenControl
 from streamtrack.normalize import decode_json
@@ -42,23 +45,52 @@ _ERRORS = {
 }
 
 
-@get("/dev/loadgen", tags=["dev"], summary="Load generator status", sync_to_thread=False)
-def loadgen_status(loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
+class NotTheDevProject(ClientError):
+    status = 403
+    code = "forbidden"
+
+
+def dev_project_only(request: Request[Any, Any, Any], services: Services) -> None:
+    """The load generator is the dev instance's, not any project's: with auth on, only the key of
+    project `dev` (the one `streamtrack dev --auth on` prints) may drive it or read its figures."""
+    if services.settings.auth and project_of(request) != DEV_PROJECT:
+        raise NotTheDevProject(
+            f"the load generator answers only the read key of project '{DEV_PROJECT}' (printed by `streamtrack dev`)"
+        )
+
+
+_DEV_KEY = {403: ResponseSpec(data_container=ErrorBody, generate_examples=False,
+                              description=f"A key of a project other than '{DEV_PROJECT}'.")}
+
+
+@get("/dev/loadgen", tags=["dev"], summary="Load generator status", sync_to_thread=False, responses=_DEV_KEY)
+def loadgen_status(
+    request: Request[Any, Any, Any], services: NamedDependency[Services], loadgen: NamedDependency[LoadgenControl]
+) -> dict[str, Any]:
     """{running, rate, sent, accepted, errors, achieved_rate, p50_ms, p95_ms, p99_ms, elapsed_s}"""
+    dev_project_only(request, services)
     return loadgen.status()
 
 
-@post("/dev/loadgen", status_code=202, tags=["dev"], summary="Start the load generator", responses=_ERRORS,
-      sync_to_thread=True)
-def start_loadgen(body: RawBody, loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
+@post("/dev/loadgen", status_code=202, tags=["dev"], summary="Start the load generator",
+      responses={**_ERRORS, **_DEV_KEY}, sync_to_thread=True)
+def start_loadgen(
+    request: Request[Any, Any, Any], body: RawBody, services: NamedDependency[Services],
+    loadgen: NamedDependency[LoadgenControl],
+) -> dict[str, Any]:
     """Start sending `rate` events/s to this API (a running generator is replaced)."""
-    request = parse_start(body)
-    return loadgen.start(request.rate, request.duration_s)
+    dev_project_only(request, services)
+    start = parse_start(body)
+    return loadgen.start(start.rate, start.duration_s)
 
 
-@delete("/dev/loadgen", status_code=200, tags=["dev"], summary="Stop the load generator", sync_to_thread=True)
-def stop_loadgen(loadgen: NamedDependency[LoadgenControl]) -> dict[str, Any]:
+@delete("/dev/loadgen", status_code=200, tags=["dev"], summary="Stop the load generator", sync_to_thread=True,
+        responses=_DEV_KEY)
+def stop_loadgen(
+    request: Request[Any, Any, Any], services: NamedDependency[Services], loadgen: NamedDependency[LoadgenControl]
+) -> dict[str, Any]:
     """Stop it (requests in flight finish) and return the final status; harmless when idle."""
+    dev_project_only(request, services)
     return loadgen.stop()
 
 

@@ -6,6 +6,11 @@ offsets. A source that does not answer makes its `*_ok` false and its numbers nu
 the reason in `errors`: a status report always answers 200, since it exists to show
 failures. Readings are kept for a second, so many open dashboards cost one reading.
 
+Whose figures: a project's read key gets its project's ingest rate and the pipeline's health;
+lag and dead letters are the instance's (one topic for every project), so they are null for
+it and shown only to an admin key (`sta_…`), which also gets every project's ingest rate;
+with auth off the one open project is the instance.
+
 Caveat with `streamtrack dev --broker tansu`: Tansu reports a partition's high watermark as
 the base offset of its last record batch + 1, so lag and dead letters can under-count there
 until the next batch lands. Apache Kafka (production, and dev's default) reports exact ones.
@@ -23,7 +28,7 @@ from litestar import Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from streamtrack.api.auth import project_of
+from streamtrack.api.auth import project_of, sees_the_instance
 from streamtrack.api.services import Services
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
@@ -41,9 +46,10 @@ class PipelineStatus(msgspec.Struct):
     ingest_rate_per_s: float | None
     """Distinct events received in the last minute, per second (null: ClickHouse did not answer)."""
     consumer_lag: int | None
-    """Records in the events topic the workers have not committed yet (null: Kafka did not answer)."""
+    """Records in the events topic the workers have not committed yet (null: Kafka did not answer,
+    or the key is a project's: this figure is the instance's, for an admin key)."""
     dead_letters: int | None
-    """Records ever written to the dead-letter topic (its high watermarks)."""
+    """Records ever written to the dead-letter topic (its high watermarks); null as consumer_lag."""
     broker_ok: bool
     store_ok: bool
     errors: dict[str, str] = {}
@@ -62,6 +68,7 @@ class StatusReader:
         """Per project: the ingest rate counts the caller's project's events only (Kafka's figures are the pipeline's)."""
 
     async def read(self, project_id: str | None = None) -> PipelineStatus:
+        """The instance's figures (`project_id` None), or one project's rate and the pipeline's health."""
         cached = self._cached.get(project_id)
         if cached is not None and time.monotonic() - cached[0] < CACHE_S:
             return cached[1]
@@ -73,6 +80,8 @@ class StatusReader:
             ingest_rate_per_s=rate, consumer_lag=lag, dead_letters=letters,
             broker_ok=broker_error is None, store_ok=store_error is None, errors=errors,
         )
+        if project_id is not None:  # the instance's figures are not a project's to see
+            status = msgspec.structs.replace(status, consumer_lag=None, dead_letters=None)
         if len(self._cached) > 1000:  # bounded: projects are few, but never trust that
             self._cached.clear()
         self._cached[project_id] = (time.monotonic(), status)
@@ -105,8 +114,11 @@ class StatusReader:
 
 @get("/pipeline/status", tags=["dashboard"], summary="Ingest rate, consumer lag, dead letters, health")
 async def pipeline_status(request: Request, services: NamedDependency[Services], state: State) -> PipelineStatus:
-    """Always 200: a source that fails is reported as not ok, with its reason in `errors`."""
+    """Always 200: a source that fails is reported as not ok, with its reason in `errors`.
+
+    A read key: its project's ingest rate (lag and dead letters null); an admin key: the instance's figures.
+    """
     reader = state.get("pipeline_status_reader")
     if reader is None:
         reader = state["pipeline_status_reader"] = StatusReader(services.settings, services.store)
-    return await reader.read(project_of(request))
+    return await reader.read(None if sees_the_instance(request) else project_of(request))

@@ -12,6 +12,9 @@ import time
 import uvicorn
 from litestar import Litestar
 
+from streamtrack.api.http_guard import HttpLimits, guarded_protocol
+from streamtrack.config import Settings
+
 
 KEEPALIVE_SECONDS = 75
 """uvicorn's own default (5 s) loses a race: a client that reuses a connection just as the
@@ -21,9 +24,20 @@ keep connections longer than 5 s. Deployments set STREAMTRACK_HTTP_KEEPALIVE_SEC
 
 
 def make_server(app: Litestar, host: str, port: int, keepalive_s: int = KEEPALIVE_SECONDS) -> uvicorn.Server:
+    """uvicorn serving `app` with the HTTP limits and trusted proxies of the settings `create_app` kept.
+
+    Forwarded headers are believed only from STREAMTRACK_FORWARDED_ALLOW_IPS (uvicorn's own
+    default trusts 127.0.0.1, so without a proxy any local client, or one behind a local
+    tunnel, would choose the address the rate limiter and the events see).
+    """
+    settings: Settings | None = app.state.get("settings")
+    limits = HttpLimits.of(settings) if settings is not None else HttpLimits()
+    trusted = settings.forwarded_allow_ips if settings is not None else ""
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
         timeout_graceful_shutdown=10, timeout_keep_alive=keepalive_s,
+        http=guarded_protocol(limits), proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None,
+        server_header=False,
     )
     return uvicorn.Server(config)
 

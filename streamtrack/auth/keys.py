@@ -1,8 +1,10 @@
 """API keys: random, shown once, stored only as a SHA-256 hash.
 
-Two kinds per project:
+Kinds of key, each belonging to a project:
 - write keys (`stw_…`): ingestion only; public, safe to embed in a web page or an app.
 - read keys (`str_…`): activities, analytics, dashboard, erasure; secret, server-side only.
+- admin keys (`sta_…`): what a read key opens, plus the figures of the whole instance (every
+  project's ingest rate, the workers' lag, dead letters on `/pipeline/status`); for operators.
 
 Why SHA-256 and not bcrypt/argon2: a key is 256 random bits from `secrets`, not a password a
 person chose, so there is no dictionary to try and brute force is out of reach even at
@@ -22,9 +24,12 @@ import secrets
 class KeyKind(enum.StrEnum):
     WRITE = "write"
     READ = "read"
+    ADMIN = "admin"
 
 
-PREFIXES = {KeyKind.WRITE: "stw_", KeyKind.READ: "str_"}
+PREFIXES = {KeyKind.WRITE: "stw_", KeyKind.READ: "str_", KeyKind.ADMIN: "sta_"}
+READ_KINDS = frozenset({KeyKind.READ, KeyKind.ADMIN})
+"""Kinds a read endpoint accepts."""
 SHOWN_PREFIX_CHARS = 12
 """How much of a key `streamtrack keys list` shows: the kind marker and 8 random characters."""
 MAX_KEY_CHARS = 200

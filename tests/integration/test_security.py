@@ -563,3 +563,91 @@ def test_another_projects_burst_under_the_same_user_id_does_not_make_a_bot_here(
     assert sum(bot for project, _, _, bot in rows if project == secure.b.project_id) >= 30  # B's flood is B's bot
     with secure.client(secure.a.read) as client:
         assert [r["user_id"] for r in client.get("/activities", params={"user_id": "victim"}).json()["data"]] == ["victim"] * 5
+
+
+def serve(secure: Secure, extra_handlers: list[object] | None = None, **changes: object) -> tuple[BackgroundServer, Services]:
+    """Another API on this module's pipeline with some settings changed (stop both after use)."""
+    settings = secure.pipeline.settings.replace(**changes)
+    services = Services(settings, EventProducer(settings), secure.pipeline.store, Limits())
+    return BackgroundServer(create_app(services, extra_handlers=extra_handlers or [])).start(), services  # type: ignore[arg-type]
+
+
+def test_forwarded_for_is_believed_only_from_configured_proxies(secure: Secure) -> None:
+    """Without trusted proxies (the default) a client cannot pick the address the limiter sees."""
+    for trusted, expected in (("", [401, 401, 429, 429]), ("127.0.0.1", [401] * 4)):
+        server, services = serve(secure, rate_limit_key_per_s=0, rate_limit_address_per_s=1, forwarded_allow_ips=trusted)
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                statuses = [
+                    client.get("/activities", headers={"X-StreamTrack-Key": "bad", "X-Forwarded-For": f"198.51.100.{i}"}).status_code
+                    for i in range(4)
+                ]
+        finally:
+            server.stop()
+            services.close()
+        assert statuses == expected, trusted
+
+
+def test_the_load_generator_answers_the_dev_projects_key_only(secure: Secure) -> None:
+    from streamtrack.api.loadgen_control import loadgen_router
+    from streamtrack.auth.dev_keys import DEV_PROJECT
+    from streamtrack.loadgen.control import LoadgenControl
+
+    store = secure.pipeline.store
+    create_project(store, DEV_PROJECT, "streamtrack dev")
+    dev_read = new_key(KeyKind.READ)
+    add_key(store, DEV_PROJECT, dev_read)
+    control = LoadgenControl()
+    server, services = serve(secure, extra_handlers=[loadgen_router(control)])
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for key in (secure.a.read, secure.b.read):
+                headers = {"Authorization": f"Bearer {key}"}
+                for method in ("GET", "POST", "DELETE"):
+                    refused = client.request(method, "/dev/loadgen", headers=headers, json={"rate": 10})
+                    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden"), (method, refused.text)
+            assert client.post("/dev/loadgen", json={"rate": 10}, headers={"Authorization": f"Bearer {secure.a.write}"}).status_code == 403
+            assert client.get("/dev/loadgen").status_code == 401
+            dev = {"Authorization": f"Bearer {dev_read.secret}"}
+            assert client.get("/dev/loadgen", headers=dev).json()["running"] is False
+            invalid = client.post("/dev/loadgen", headers=dev, json={})  # past the key check, stopped by the body
+            assert (invalid.status_code, invalid.json()["field"]) == (400, "rate")
+            assert client.delete("/dev/loadgen", headers=dev).status_code == 200
+    finally:
+        control.stop()
+        server.stop()
+        services.close()
+
+
+def test_pipeline_status_shows_instance_figures_to_an_admin_key_only(secure: Secure) -> None:
+    admin = new_key(KeyKind.ADMIN)
+    add_key(secure.pipeline.store, secure.a.project_id, admin)
+    with secure.client(secure.a.read) as client:
+        own = client.get("/pipeline/status").json()
+    assert (own["consumer_lag"], own["dead_letters"]) == (None, None) and own["broker_ok"] is True
+    with secure.client(admin.secret) as client:
+        everything = client.get("/pipeline/status").json()
+        assert isinstance(everything["consumer_lag"], int) and isinstance(everything["dead_letters"], int)
+        assert client.get("/activities").status_code == 200  # an admin key reads what a read key reads
+        assert client.post("/track", json={"event_type": "x", "user_id": "u"}).status_code == 403
+    assert everything["ingest_rate_per_s"] >= own["ingest_rate_per_s"]
+
+
+def test_every_answer_says_nosniff_and_the_pages_cannot_be_framed(secure: Secure) -> None:
+    with secure.client() as client:
+        answers = [
+            client.get("/healthz"), client.get("/metrics"), client.get("/nope"), client.get("/activities"),
+            client.get("/activities", headers={"X-StreamTrack-Key": secure.a.read}),
+            client.post("/track", json={"event_type": "x", "user_id": "h"}, headers={"X-StreamTrack-Key": secure.a.write}),
+            client.post("/track", content=b"{", headers={"X-StreamTrack-Key": secure.a.write}),
+            client.options("/track", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}),
+            client.get("/dashboard"), client.get("/dashboard/assets/dashboard.js"), client.get("/schema/openapi.json"),
+            client.get("/schema/swagger"), client.get("/schema/assets/swagger-ui-bundle.js"),
+        ]
+        assert [a.headers.get("X-Content-Type-Options") for a in answers] == ["nosniff"] * len(answers)
+        dashboard, swagger = client.get("/dashboard"), client.get("/schema/swagger")
+    assert "frame-ancestors 'none'" in dashboard.headers["Content-Security-Policy"]
+    policy = dict(part.strip().split(" ", 1) for part in swagger.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+    scripts = re.findall(r"<script[^>]*>", swagger.text)
+    assert scripts and all("src=" in tag for tag in scripts)  # nothing inline for the policy to refuse
