@@ -2,8 +2,13 @@
 
 A local broker (child process), the embedded ClickHouse engine, one worker on a thread and
 the API in the foreground. Embedded ClickHouse allows one process per data folder, which
-is why the API and the worker share this process. The broker keeps messages in memory
-only, so Ctrl-C drains: the API stops taking events, the producer delivers what it holds,
+is why the API and the worker share this process.
+
+The broker is Apache Kafka by default (one KRaft node, Java 17+, fetched from Maven Central
+once): its log and data live under the data folder (`DATA/kafka/node-1/`), so a crash loses
+nothing acknowledged, and the next start resumes on the same folder. `--broker tansu` is the
+zero-dependency alternative: it starts in milliseconds but keeps messages in memory only.
+Either way Ctrl-C drains: the API stops taking events, the producer delivers what it holds,
 the worker stores and commits everything the producer delivered, then the broker stops.
 """
 
@@ -14,6 +19,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import structlog
 
@@ -23,7 +29,8 @@ from streamtrack.api.server import make_server
 from streamtrack.auth.dev_keys import dev_keys_banner
 from streamtrack.config import Settings
 from streamtrack.errors import ConfigError
-from streamtrack.kafka.local_broker import LocalBroker, port_open
+from streamtrack.kafka.apache import KafkaCluster, KafkaClusterError, KafkaFetchError
+from streamtrack.kafka.local_broker import LocalBroker, LocalBrokerError, port_open
 from streamtrack.loadgen.control import LoadgenControl
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
@@ -32,18 +39,20 @@ log = structlog.get_logger(__name__)
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DRAIN_TIMEOUT = 60.0
+BROKERS = ("kafka", "tansu")
 
 
-def run_dev(settings: Settings) -> int:
+def run_dev(settings: Settings, broker_kind: str = "kafka") -> int:
     _check_port_free(settings)
     store = open_store(settings)  # first: a data folder held by another process stops us here
-    broker: LocalBroker | None = None
+    store.migrate(rewrite=True)  # before any writer starts: an older schema is rewritten here
+    broker: KafkaCluster | LocalBroker | None = None
     services: Services | None = None
     worker: Worker | None = None
     worker_thread: threading.Thread | None = None
     loadgen = LoadgenControl(_own_url(settings))  # the dashboard's load buttons (/dev/loadgen)
     try:
-        broker = _start_broker(settings)
+        broker = _start_broker(settings, broker_kind)
         services = Services.open(settings, store)
         worker = Worker(settings, store)
         worker_thread = threading.Thread(target=_run_worker, args=(worker,), name="worker", daemon=True)
@@ -59,7 +68,7 @@ def run_dev(settings: Settings) -> int:
         loadgen.stop()  # no more load while draining
         print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)
         services.producer.close()
-        _drain(services, worker, worker_thread, stop_requests)
+        _drain(services, worker, worker_thread, stop_requests, durable=not isinstance(broker, LocalBroker))
         return 0
     finally:
         # Whatever happened, stop the worker and close the engine before the interpreter
@@ -87,6 +96,8 @@ def _own_url(settings: Settings) -> str:
 def _check_port_free(settings: Settings) -> None:
     """Fail before starting anything, with a message that says what to change."""
     with socket.socket() as sock:
+        # As uvicorn binds: connections of a previous run left in TIME_WAIT (after a crash) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((settings.host, settings.port))
         except OSError as exc:
@@ -96,7 +107,7 @@ def _check_port_free(settings: Settings) -> None:
             ) from None
 
 
-def _start_broker(settings: Settings) -> LocalBroker | None:
+def _start_broker(settings: Settings, kind: str) -> KafkaCluster | LocalBroker | None:
     """Start the local broker unless the configured one is remote or already running."""
     first = settings.kafka_bootstrap_servers.split(",")[0]
     host, _, port = first.rpartition(":")
@@ -106,7 +117,15 @@ def _start_broker(settings: Settings) -> LocalBroker | None:
     if port_open(host, int(port)):
         log.info("a broker already listens; using it", bootstrap_servers=first)
         return None
-    return LocalBroker("127.0.0.1" if host == "localhost" else host, int(port)).start()
+    host = "127.0.0.1" if host == "localhost" else host
+    try:
+        if kind == "tansu":
+            return LocalBroker(host, int(port)).start()
+        print(f"starting Apache Kafka (data and log in {Path(settings.data_dir) / 'kafka'}) ...", flush=True)
+        return KafkaCluster(Path(settings.data_dir) / "kafka", nodes=1, port=int(port), host=host).start()
+    except (KafkaFetchError, KafkaClusterError, LocalBrokerError) as exc:
+        other = "tansu" if kind == "kafka" else "kafka"
+        raise ConfigError(f"the {kind} broker did not start: {exc}\n(or try `streamtrack dev --broker {other}`)") from exc
 
 
 def _run_worker(worker: Worker) -> None:
@@ -129,7 +148,9 @@ def _trap_signals() -> list[int]:
     return requests
 
 
-def _drain(services: Services, worker: Worker, worker_thread: threading.Thread, stop_requests: list[int]) -> None:
+def _drain(
+    services: Services, worker: Worker, worker_thread: threading.Thread, stop_requests: list[int], durable: bool
+) -> None:
     """Wait until the worker committed everything the producer delivered."""
     already = len(stop_requests)  # uvicorn re-raises the signal that stopped it
     deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -139,10 +160,11 @@ def _drain(services: Services, worker: Worker, worker_thread: threading.Thread, 
         if all(committed.get(p, 0) > offset for p, offset in delivered.items()):
             return
         time.sleep(0.1)
+    left = "Kafka keeps them: they are stored at the next start" if durable else "they are lost with the in-memory broker"
     if len(stop_requests) > already:
-        print("stopping at once; events not yet stored are lost with the in-memory broker", flush=True)
+        print(f"stopping at once; events not yet stored: {left}", flush=True)
     elif time.monotonic() >= deadline:
-        print(f"drain timed out after {DRAIN_TIMEOUT:.0f} s; some events were not stored", flush=True)
+        print(f"drain timed out after {DRAIN_TIMEOUT:.0f} s; events not yet stored: {left}", flush=True)
 
 
 def _print_banner(settings: Settings) -> None:
