@@ -110,7 +110,7 @@ def activities(
     start_ms, end_ms = _time_param(from_, "from"), _time_param(to, "to")
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:
         raise InvalidParameter("'from' must be earlier than 'to'", field="from")
-    events = services.store.activities(
+    events = services.reads.activities(
         user_id=_text_param(user_id, "user_id"),
         event_type=_text_param(event_type, "event_type"),
         session_id=_text_param(session_id, "session_id"),

@@ -61,7 +61,7 @@ def _ok(model: type, example: dict[str, Any], description: str) -> dict[int, Res
 
 def _reader(services: Services, request: Request) -> Analytics:
     """Every analytics answer is read through the caller's project (see `streamtrack.store.scoped`)."""
-    return Analytics(project_store(services.store, project_of(request)))
+    return Analytics(project_store(services.reads, project_of(request)))
 
 
 @get(

@@ -12,7 +12,9 @@ The key travels as `Authorization: Bearer KEY`, HTTP Basic with the key as user 
 Segment's and RudderStack's SDKs send), `X-StreamTrack-Key: KEY`, or — on ingestion only, for
 `navigator.sendBeacon`, which cannot set headers — `?key=KEY`. The project found is put in
 the ASGI scope; handlers read it with `project_of(request)`, never from a parameter.
-With STREAMTRACK_AUTH=off every request is the default project and nothing is limited.
+Reads (`/analytics/*`, `/activities`) are also limited in how many one key runs at once
+(`streamtrack.api.read_limits`). With STREAMTRACK_AUTH=off every request is the default
+project and nothing is limited.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import msgspec
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from streamtrack.api.read_limits import QUERY_PATHS, QuerySlots
 from streamtrack.auth.keys import READ_KINDS, KeyKind
 from streamtrack.auth.privacy import anonymize_ip
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
@@ -39,6 +42,7 @@ from streamtrack.telemetry import metrics
 
 PROJECT_SCOPE_KEY = "streamtrack.project"
 KIND_SCOPE_KEY = "streamtrack.key_kind"
+KEY_ID_SCOPE_KEY = "streamtrack.key_id"
 KEY_HEADER = "x-streamtrack-key"
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/schema", "/dashboard")
@@ -122,6 +126,7 @@ class AuthGate:
         self.resolver = KeyResolver(store, settings.key_cache_seconds)
         self.per_key = RateLimiter(settings.rate_limit_key_per_s, 2 * settings.rate_limit_key_per_s)
         self.per_address = RateLimiter(settings.rate_limit_address_per_s, 2 * settings.rate_limit_address_per_s)
+        self.query_slots = QuerySlots(settings.query_concurrency_per_key)
         origins = [o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()]
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
@@ -153,7 +158,19 @@ class AuthGate:
             # After the per-address limit; every handler (and so every event) sees only the truncated address.
             host, port = scope["client"]  # type: ignore[misc]
             scope["client"] = (anonymize_ip(host), port)
-        await self.app(scope, receive, send)
+        key_id = scope.get(KEY_ID_SCOPE_KEY)
+        if not isinstance(key_id, str) or not scope["path"].startswith(QUERY_PATHS):
+            await self.app(scope, receive, send)
+            return
+        if not self.query_slots.acquire(key_id):
+            why = f"this key has {self.query_slots.limit} reads running already (STREAMTRACK_QUERY_CONCURRENCY_PER_KEY)"
+            status, body, extra = _too_many("queries", 1.0, why)
+            await _answer(send, status, body, extra)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.query_slots.release(key_id)
 
     async def _authenticate(
         self, scope: Scope, headers: dict[str, str], access: Access
@@ -198,6 +215,7 @@ class AuthGate:
             return _too_many("key", wait)
         scope[PROJECT_SCOPE_KEY] = principal.project_id  # type: ignore[literal-required]
         scope[KIND_SCOPE_KEY] = principal.kind  # type: ignore[literal-required]
+        scope[KEY_ID_SCOPE_KEY] = principal.prefix + principal.project_id  # type: ignore[literal-required]
         return None
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -237,12 +255,12 @@ def _unauthorized(code: str, message: str) -> tuple[int, dict[str, object], dict
     return 401, {"status": 401, "code": code, "message": message}, {"WWW-Authenticate": 'Bearer realm="streamtrack"'}
 
 
-def _too_many(scope: str, wait: float) -> tuple[int, dict[str, object], dict[str, str]]:
-    metrics.RATE_LIMITED.labels(scope).inc()
+def _too_many(bucket: str, wait: float, why: str = "") -> tuple[int, dict[str, object], dict[str, str]]:
+    metrics.RATE_LIMITED.labels(bucket).inc()
     seconds = retry_after_seconds(wait)
     body: dict[str, object] = {
         "status": 429, "code": "rate_limited", "retry_after": seconds,
-        "message": f"too many requests from this {scope}; retry after {seconds} s",
+        "message": f"{why or f'too many requests from this {bucket}'}; retry after {seconds} s",
     }
     return 429, body, {"Retry-After": str(seconds)}
 

@@ -61,7 +61,7 @@ def user(
     services: NamedDependency[Services],
 ) -> UserProfile:
     """Latest traits of a user, following alias links (404 if no identify or alias call names it)."""
-    profile: Profile = user_profile(project_store(services.store, project_of(request)), user_id)
+    profile: Profile = user_profile(project_store(services.reads, project_of(request)), user_id)
     return UserProfile(
         profile.id, profile.ids, profile.traits, profile.calls, profile.first_seen_at, profile.updated_at
     )
@@ -80,7 +80,7 @@ def group(
     services: NamedDependency[Services],
 ) -> GroupProfile:
     """Latest traits of a group and who joined it (404 if no group call names it)."""
-    profile = group_profile(project_store(services.store, project_of(request)), group_id)
+    profile = group_profile(project_store(services.reads, project_of(request)), group_id)
     return GroupProfile(
         profile.id,
         profile.traits,

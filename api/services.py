@@ -8,7 +8,9 @@ database.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
+from streamtrack.api.read_limits import bounded_store
 from streamtrack.config import Settings
 from streamtrack.kafka import EventProducer, ensure_topics
 from streamtrack.normalize import Limits
@@ -39,6 +41,11 @@ class Services:
             store=store,
             limits=Limits(max_event_bytes=settings.max_event_bytes),
         )
+
+    @functools.cached_property
+    def reads(self) -> EventStore:
+        """The store as API reads see it: every query bounded in ClickHouse (`streamtrack.api.read_limits`)."""
+        return bounded_store(self.store, self.settings)
 
     def close(self) -> None:
         self.producer.close()

@@ -73,7 +73,7 @@ AUTH_FAILURES = Counter(
     "streamtrack_auth_failures", "Requests refused by the key check, by reason: missing_key, invalid_key, wrong_key_kind.",
     ["reason"],
 )
-RATE_LIMITED = Counter("streamtrack_rate_limited", "Requests answered 429, by bucket: key or address.", ["scope"])
+RATE_LIMITED = Counter("streamtrack_rate_limited", "Requests answered 429, by bucket: key, address, or queries (a key's reads at once).", ["scope"])
 BOT_EVENTS = Counter(
     "streamtrack_worker_bot_events", "Events the bot filter caught, by what it did with them: flagged or dropped.",
     ["action"],

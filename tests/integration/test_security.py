@@ -651,3 +651,53 @@ def test_every_answer_says_nosniff_and_the_pages_cannot_be_framed(secure: Secure
     assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
     scripts = re.findall(r"<script[^>]*>", swagger.text)
     assert scripts and all("src=" in tag for tag in scripts)  # nothing inline for the policy to refuse
+
+
+def test_one_read_key_flooding_analytics_does_not_stall_another_projects_reads(secure: Secure) -> None:
+    server, services = serve(secure, query_concurrency_per_key=2)
+    span = {"from": iso(int(time.time() * 1000) - 2 * 86_400_000), "to": iso(int(time.time() * 1000) + 60_000)}
+    flood_paths = ["/analytics/funnel?steps=page_view&steps=purchase", "/analytics/retention", "/analytics/sessions",
+                   "/analytics/timeseries", "/activities"]
+
+    async def run() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=httpx.Limits(max_connections=100)) as client:
+            flood = [
+                client.get(path, params=span if "?" not in path else None, headers={"X-StreamTrack-Key": secure.a.read})
+                for _ in range(8) for path in flood_paths
+            ]
+            flooding = asyncio.gather(*flood)
+            others = []
+            for _ in range(10):  # B's dashboard, one request after the other, while A floods
+                others.append(await client.get("/analytics/overview", headers={"X-StreamTrack-Key": secure.b.read}))
+            return list(await flooding), others
+
+    try:
+        flood, others = asyncio.run(run())
+    finally:
+        server.stop()
+        services.close()
+    assert [r.status_code for r in others] == [200] * 10, [r.text for r in others if r.status_code != 200]
+    assert {r.status_code for r in flood} <= {200, 429}, {r.status_code: r.text for r in flood}
+    refused = [r for r in flood if r.status_code == 429]
+    assert refused and all(r.headers["Retry-After"] == "1" and r.json()["code"] == "rate_limited" for r in refused)
+
+
+def test_each_read_is_bounded_in_clickhouse(secure: Secure) -> None:
+    span = {"from": iso(int(time.time() * 1000) - 86_400_000), "to": iso(int(time.time() * 1000) + 60_000)}
+    reads = [("/activities", {}), ("/analytics/timeseries", span), ("/analytics/breakdown", {**span, "dimension": "url"}),
+             ("/analytics/funnel", {**span, "steps": ["page_view", "purchase"]})]
+    for changes, status, code in (({"query_max_rows": 1}, 422, "query_too_large"),
+                                  ({"query_max_memory_bytes": 1}, 503, "query_limit_exceeded")):
+        server, services = serve(secure, **changes)
+        try:
+            with httpx.Client(base_url=server.url, timeout=30, headers={"X-StreamTrack-Key": secure.a.read}) as client:
+                for path, params in reads:
+                    response = client.get(path, params=params)
+                    assert (response.status_code, response.json()["code"]) == (status, code), (changes, path, response.text)
+                    assert status != 503 or response.headers["Retry-After"] == "5"
+                assert client.get("/healthz").status_code == 200
+        finally:
+            server.stop()
+            services.close()
+    with secure.client(secure.a.read) as client:  # the default bounds leave ordinary reads alone
+        assert client.get("/analytics/timeseries", params=span).status_code == 200
