@@ -135,11 +135,12 @@ def _worker(settings: Settings) -> int:
     from streamtrack.kafka import ensure_topics
     from streamtrack.store import open_store
     from streamtrack.telemetry.metrics import start_metrics_server
-    from streamtrack.worker import Worker
+    from streamtrack.worker import Worker, tune_gc
 
     ensure_topics(settings)
     store = open_store(settings)
     store.migrate()
+    tune_gc()
     worker = Worker(settings, store)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
@@ -155,7 +156,6 @@ def _worker(settings: Settings) -> int:
 
 def _migrate(settings: Settings) -> int:
     from streamtrack.store import open_store
-
     from streamtrack.store.keys import migrate_keys
     from streamtrack.store.privacy import apply_retention
 

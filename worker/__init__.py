@@ -1,5 +1,5 @@
 """The worker: Kafka -> ClickHouse in batches, offsets committed only after the insert."""
 
-from streamtrack.worker.runner import Worker, WorkerStats
+from streamtrack.worker.runner import Worker, WorkerStats, tune_gc
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerStats", "tune_gc"]

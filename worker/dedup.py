@@ -19,7 +19,6 @@ The cache's size bounds memory, never correctness: a smaller one only moves the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -29,22 +28,20 @@ from streamtrack.store import EventStore
 MINUTE_MS = 60_000
 
 
-def id_key(project_id: str, event_id: str) -> int:
-    """128 bits of (project, event id): exact in practice (a collision would drop an event), and
-    far smaller than the strings."""
-    return int.from_bytes(hashlib.blake2b(f"{project_id}\0{event_id}".encode(), digest_size=16).digest(), "big")
+def id_key(project_id: str, event_id: str) -> str:
+    """An event's identity: its id within its project (two projects may send the same id)."""
+    return f"{project_id}\0{event_id}"
 
 
 class RecentIds:
-    """The ids of the events stored with a timestamp at or after `horizon`, by minute of their time."""
+    """The ids of the events stored with a timestamp at or after `horizon` (id -> minute of its time)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.horizon = 2**62  # nothing is known before the first warm-up
-        self._minute_of: dict[int, int] = {}
-        self._minutes: dict[int, list[int]] = {}
+        self._minute_of: dict[str, int] = {}
 
-    def __contains__(self, key: int) -> bool:
+    def __contains__(self, key: str) -> bool:
         return key in self._minute_of
 
     def __len__(self) -> int:
@@ -53,30 +50,35 @@ class RecentIds:
     def reset(self, horizon: int, stored: Iterable[tuple[str, str, int]]) -> None:
         """Forget everything; then remember `stored` (project, id, timestamp ms), all at or after `horizon`."""
         self._minute_of.clear()
-        self._minutes.clear()
         self.horizon = horizon
-        self.add((project, event_id, ms) for project, event_id, ms in stored)
+        self.add((id_key(project, event_id), ms) for project, event_id, ms in stored)
 
-    def add(self, stored: Iterable[tuple[str, str, int]]) -> None:
-        """Remember events just stored; those timed before the horizon need no memory (looked up)."""
-        for project, event_id, ms in stored:
-            if ms >= self.horizon:
-                key, minute = id_key(project, event_id), ms // MINUTE_MS
-                if key not in self._minute_of:
-                    self._minute_of[key] = minute
-                    self._minutes.setdefault(minute, []).append(key)
-        self._evict()
+    def add(self, stored: Iterable[tuple[str, int]]) -> None:
+        """Remember events just stored (key, timestamp ms); those before the horizon need no memory."""
+        horizon, minute_of = self.horizon, self._minute_of
+        for key, ms in stored:
+            if ms >= horizon:
+                minute_of[key] = ms // MINUTE_MS
+        if len(minute_of) > self.capacity:
+            self._evict()
 
     def _evict(self) -> None:
-        """Drop whole oldest minutes until within capacity; the horizon moves past them."""
-        if len(self._minute_of) <= self.capacity:
+        """Drop the oldest minutes down to 90 % of capacity (amortized: one pass per eviction);
+        the horizon moves past them."""
+        per_minute: dict[int, int] = {}
+        for minute in self._minute_of.values():
+            per_minute[minute] = per_minute.get(minute, 0) + 1
+        keep, total = 0.9 * self.capacity, len(self._minute_of)
+        cut = None
+        for minute in sorted(per_minute):
+            if total <= keep:
+                break
+            total -= per_minute[minute]
+            cut = minute
+        if cut is None:
             return
-        for minute in sorted(self._minutes):
-            for key in self._minutes.pop(minute):
-                del self._minute_of[key]
-            self.horizon = max(self.horizon, (minute + 1) * MINUTE_MS)
-            if len(self._minute_of) <= self.capacity:
-                return
+        self._minute_of = {key: minute for key, minute in self._minute_of.items() if minute > cut}
+        self.horizon = max(self.horizon, (cut + 1) * MINUTE_MS)
 
 
 def warm(cache: RecentIds, store: EventStore, *, now_ms: int, window_ms: int) -> None:
@@ -99,7 +101,7 @@ def _day(ms: int) -> str:
 
 def new_events(events: Sequence[Event], cache: RecentIds, store: EventStore) -> tuple[list[Event], int]:
     """`events` without copies (first copy wins), and how many ClickHouse lookups it took."""
-    seen: set[int] = set()
+    seen: set[str] = set()
     fresh: list[Event] = []
     by_day: dict[tuple[str, str], list[Event]] = {}
     by_id: dict[str, list[Event]] = {}

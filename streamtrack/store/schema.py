@@ -180,12 +180,13 @@ def events_columns() -> tuple[tuple[str, str], ...]:
     return (*COLUMNS, BATCH_COLUMN, *MATERIALIZED_COLUMNS)
 
 
-def events_table_statement(database: str, cluster: str = "", *, table: str = "") -> str:
-    """CREATE TABLE of the events (`table`: another name, for the migration's copy)."""
+def events_table_statement(database: str, cluster: str = "", *, table: str = "", projections: bool = True) -> str:
+    """CREATE TABLE of the events (`table`: another name, for the migration's copy; without
+    `projections`: what bench/worker.py measures the projections' write cost against)."""
     db = quote_identifier(database)
     name = table or data_table(EVENTS_TABLE, cluster)
     extra = [f"INDEX idx_{column} {column} TYPE bloom_filter GRANULARITY 1" for column in BLOOM_FILTER_COLUMNS]
-    extra += [f"PROJECTION {projection} ({select})" for projection, select in PROJECTIONS]
+    extra += [f"PROJECTION {projection} ({select})" for projection, select in PROJECTIONS if projections]
     engine = _replicated("ReplacingMergeTree", name) if cluster else "ReplacingMergeTree"
     settings = EVENTS_SETTINGS if cluster else (*EVENTS_SETTINGS, *SINGLE_NODE_SETTINGS)
     return (
