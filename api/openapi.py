@@ -109,9 +109,13 @@ class SwaggerPage(SwaggerRenderPlugin):
         ).encode()
 
 
-SWAGGER_INIT = """window.addEventListener("load", () => {
+# The Swagger UI of swagger-ui-bundle (3.x) predates OpenAPI 3.1 and refuses Litestar's 3.1 document
+# ("does not specify a valid version field"); labelled 3.0 it draws it, a type list shown as written.
+SWAGGER_INIT = """window.addEventListener("load", async () => {
+  const spec = await (await fetch("/schema/openapi.json")).json();
+  spec.openapi = "3.0.3";
   window.ui = SwaggerUIBundle({
-    url: "/schema/openapi.json",
+    spec,
     dom_id: "#swagger-container",
     deepLinking: true,
     showExtensions: true,
