@@ -21,6 +21,7 @@ import msgspec
 import pyarrow as pa
 
 from streamtrack.identities import AliasRecord, TraitsRecord, UnknownIdentity, merge_traits
+from streamtrack.store.queries import insert_settings
 from streamtrack.store.schema import ALIASES_TABLE, IDENTITIES_TABLE, quote_identifier
 from streamtrack.store.scoped import SCOPE_PARAM
 from streamtrack.store.store import EventStore
@@ -50,10 +51,11 @@ def insert_identities(
     store: EventStore, traits: Sequence[TraitsRecord], aliases: Sequence[AliasRecord], dedup_token: str | None
 ) -> None:
     """One insert per table; the worker's batch token makes a replayed insert a no-op."""
+    settings = insert_settings(dedup_token, cluster=bool(store.cluster))
     if traits:
-        store.backend.insert_events(store.database, IDENTITIES_TABLE, _arrow(traits), dedup_token)
+        store.backend.insert_events(store.database, IDENTITIES_TABLE, _arrow(traits), settings)
     if aliases:
-        store.backend.insert_events(store.database, ALIASES_TABLE, _arrow(aliases), dedup_token)
+        store.backend.insert_events(store.database, ALIASES_TABLE, _arrow(aliases), settings)
 
 
 def _table(store: EventStore, name: str) -> str:
