@@ -60,17 +60,18 @@ def forget(name: str, namespace: str, **_: Any) -> None:
     metrics.forget(namespace, name)
 
 
-def run(namespace: str, metrics_port: int, liveness_port: int) -> int:
-    """Run the operator in `namespace` until stopped (SIGTERM/SIGINT, handled by kopf)."""
+def run(namespace: str, host: str, metrics_port: int, liveness_port: int) -> int:
+    """Run the operator in `namespace` until stopped (SIGTERM/SIGINT, handled by kopf).
+    Metrics and liveness listen on `host` (STREAMTRACK_HOST: the chart sets 0.0.0.0)."""
     from streamtrack.operator.kube import KubernetesApi
 
-    metrics.serve(metrics_port)
+    metrics.serve(metrics_port, host)
     kopf.run(
         namespaces=[namespace],
         clusterwide=False,
         standalone=False,
         peering_name=PEERING_NAME,
-        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz",
+        liveness_endpoint=f"http://{host}:{liveness_port}/healthz",
         memo=kopf.Memo(reconciler=Reconciler(KubernetesApi())),
     )
     return 0

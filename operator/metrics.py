@@ -82,6 +82,6 @@ def forget(namespace: str, name: str) -> None:
                 pass  # never counted
 
 
-def serve(port: int, host: str = "0.0.0.0") -> None:
-    """Serve /metrics on `port` in a background thread."""
+def serve(port: int, host: str) -> None:
+    """Serve /metrics on `host`:`port` in a background thread."""
     start_http_server(port, addr=host, registry=REGISTRY)

@@ -146,9 +146,15 @@ def test_operator_runs_namespaced_with_the_agreed_rbac_and_a_default_autoscaler(
     assert operator["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     rules = {(g, r): rule["verbs"] for rule in one(docs, "Role", "streamtrack-operator")["rules"]
              for g in rule["apiGroups"] for r in rule["resources"]}
-    assert rules[("streamtrack.io", "workerautoscalers/status")] == ["get", "patch", "update"]
-    assert rules[("apps", "deployments/scale")] == ["get", "patch", "update"]
-    assert rules[("kopf.dev", "kopfpeerings")] == ["get", "list", "watch", "patch"]
+    # exactly what the operator uses (tests/e2e/test_operator.py checks it against an audit log)
+    assert rules == {
+        ("streamtrack.io", "workerautoscalers"): ["list", "watch", "patch"],
+        ("streamtrack.io", "workerautoscalers/status"): ["patch"],
+        ("apps", "deployments/scale"): ["get", "patch"],
+        ("", "events"): ["create"],
+        ("", "secrets"): ["get"],
+        ("kopf.dev", "kopfpeerings"): ["list", "watch", "patch"],
+    }
     cluster = one(docs, "ClusterRole", "streamtrack-streamtrack-operator")["rules"]
     assert {r for rule in cluster for r in rule["resources"]} == {"customresourcedefinitions", "namespaces"}
     spec = one(docs, "WorkerAutoscaler", "streamtrack-worker")["spec"]
