@@ -21,9 +21,15 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from streamtrack.store.queries import Query
-from streamtrack.store.schema import ALIASES_TABLE, EVENTS_TABLE, HOURLY_USERS, SESSIONS, USER, quote_identifier
+from streamtrack.store.schema import (
+    ALIASES_TABLE,
+    EVENTS_TABLE,
+    HOURLY_USERS,
+    SESSIONS,
+    USER,
+    quote_identifier,
+)
 from streamtrack.store.scoped import PROJECT_ROWS, SCOPE_PARAM
-
 
 
 def person(database: str) -> str:
