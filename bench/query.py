@@ -19,13 +19,15 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from streamtrack.config import load_settings
 from streamtrack.events import DEFAULT_PROJECT
 from streamtrack.store import EventStore, open_store
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, Analytics
+from streamtrack.store.backend import Backend
 from streamtrack.store.schema import EVENTS_TABLE
 from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
@@ -94,18 +96,37 @@ def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
         )
 
 
-def measure(store: EventStore, sizes: list[int], runs: int, days: int) -> dict[str, dict[int, str]]:
-    """p50 / p95 text per case and size. Each size is a fresh table over the same span: density grows."""
-    reader = Analytics(project_store(store, DEFAULT_PROJECT))  # as the API reads: one project, no bots
-    results: dict[str, dict[int, str]] = {}
+class WithoutProjections:
+    """A backend whose queries read rows only (optimize_use_projections = 0): what the projections save."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.name = backend.name
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, settings: Any = None) -> list[tuple[Any, ...]]:
+        return self._backend.query(sql, params, {**(settings or {}), "optimize_use_projections": 0})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def measure(store: EventStore, sizes: list[int], runs: int, days: int, compare: bool) -> dict[str, dict[str, str]]:
+    """p50 / p95 text per case and column (size, and size without projections when `compare`).
+    Each size is a fresh table over the same span: density grows."""
+    readers = {"": Analytics(project_store(store, DEFAULT_PROJECT))}  # as the API reads: one project, no bots
+    if compare:
+        rows_only = EventStore(WithoutProjections(store.backend), store.database)  # type: ignore[arg-type]
+        readers[", rows only"] = Analytics(project_store(rows_only, DEFAULT_PROJECT))
+    results: dict[str, dict[str, str]] = {}
     for size in sizes:
         now = now_ms()
         started = time.perf_counter()
         fill(store, size=size, start=now - days * DAY_MS, span=days * DAY_MS)
         print(f"{size:,} events over {days} days stored in {time.perf_counter() - started:.0f} s", flush=True)
-        for name, call in cases(reader, now).items():
-            p50, p95 = timed(call, runs)
-            results.setdefault(name, {})[size] = f"{p50:.0f} / {p95:.0f}"
+        for suffix, reader in readers.items():
+            for name, call in cases(reader, now).items():
+                p50, p95 = timed(call, runs)
+                results.setdefault(name, {})[f"{size:,} events{suffix}"] = f"{p50:.0f} / {p95:.0f}"
     return results
 
 
@@ -114,15 +135,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--days", type=int, default=30, help="the events span the last DAYS days")
+    parser.add_argument("--compare-projections", action="store_true",
+                        help="also run every case reading rows only (what the projections save)")
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     with tempfile.TemporaryDirectory(prefix="streamtrack-bench-query-") as data_dir:
         settings = load_settings(env={}, data_dir=data_dir, clickhouse_database="bench")
         with open_store(settings) as store:
             store.migrate()
-            results = measure(store, sizes, args.runs, args.days)
-    header = ("query", *(f"{size:,} events: p50 / p95 ms" for size in sizes))
-    rows = [(name, *(by_size[size] for size in sizes)) for name, by_size in results.items()]
+            results = measure(store, sizes, args.runs, args.days, args.compare_projections)
+    columns = list(next(iter(results.values())))
+    header = ("query, p50 / p95 ms", *columns)
+    rows = [(name, *(by_column[c] for c in columns)) for name, by_column in results.items()]
     widths = [max(len(r[i]) for r in (*rows, header)) for i in range(len(header))]
     print()
     for row in (header, tuple("-" * w for w in widths), *rows):
