@@ -1,10 +1,9 @@
 """The operator's only door to the Kubernetes API: a small seam and its real implementation.
 
 The reconciler needs five calls (read and patch a Deployment's scale, patch the resource's
-status, create an Event, read a Secret). They are a Protocol so that tests run the
-reconciler against an in-memory fake; `KubernetesApi` is the thin real one (the official
-`kubernetes` client), kept free of decisions so that there is nothing in it to test
-without an API server.
+status, create an Event, read a Secret). They are a Protocol, the reconciler's whole view of
+Kubernetes; `KubernetesApi` is the thin real one (the official `kubernetes` client), kept free
+of decisions. Tests run it against a real API server (tests/fixtures/kube.py).
 """
 
 from __future__ import annotations
@@ -40,21 +39,23 @@ class Kube(Protocol):
 
 
 class KubernetesApi:
-    """`Kube` through the official client (in-cluster config, else ~/.kube/config)."""
+    """`Kube` through the official client: `client` when given, else the in-cluster config, else
+    the kubeconfig ($KUBECONFIG or ~/.kube/config)."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any = None) -> None:
         import kubernetes
 
-        try:
-            kubernetes.config.load_incluster_config()
-        except kubernetes.config.ConfigException:
+        if client is None:
             try:
-                kubernetes.config.load_kube_config()
-            except kubernetes.config.ConfigException as exc:
-                raise ConfigError(f"no Kubernetes API to talk to (not in a pod, no kubeconfig): {exc}") from exc
-        self._apps = kubernetes.client.AppsV1Api()
-        self._core = kubernetes.client.CoreV1Api()
-        self._custom = kubernetes.client.CustomObjectsApi()
+                kubernetes.config.load_incluster_config()
+            except kubernetes.config.ConfigException:
+                try:
+                    kubernetes.config.load_kube_config()
+                except kubernetes.config.ConfigException as exc:
+                    raise ConfigError(f"no Kubernetes API to talk to (not in a pod, no kubeconfig): {exc}") from exc
+        self._apps = kubernetes.client.AppsV1Api(client)
+        self._core = kubernetes.client.CoreV1Api(client)
+        self._custom = kubernetes.client.CustomObjectsApi(client)
         self._missing = kubernetes.client.ApiException
 
     def read_scale(self, namespace: str, name: str) -> int | None:

@@ -65,7 +65,7 @@ class Release:
 
     def replicas(self) -> int:
         apps = kubernetes.client.AppsV1Api(self.cluster.api_client())
-        return int(apps.read_namespaced_deployment_scale(WORKER, self.namespace).spec.replicas)
+        return int(apps.read_namespaced_deployment_scale(WORKER, self.namespace).spec.replicas or 0)
 
     def events(self) -> list[tuple[str, str, str]]:
         core = kubernetes.client.CoreV1Api(self.cluster.api_client())

@@ -1,10 +1,8 @@
-"""The kopf wiring, by calling the handlers directly (no API server can run here).
-
-What kopf registers (a timer on workerautoscalers, a delete handler that adds no
-finalizer, the start-up settings with mandatory peering), and that the timer reconciles
-only when the resource's poll interval has passed. The cases here need no Kafka (the
-target is missing, the spec is invalid); decisions against the real broker are in
-tests/integration/test_operator_reconciler.py.
+"""The kopf wiring, without an API server: what kopf registers (a timer on workerautoscalers,
+a delete handler, the start-up settings with mandatory peering) and the metrics' clean-up.
+The timer against a real API server: tests/integration/test_operator_timer.py; decisions
+against the real broker: tests/integration/test_operator_reconciler.py; the whole operator:
+tests/e2e/test_operator.py.
 """
 
 from __future__ import annotations
@@ -12,24 +10,13 @@ from __future__ import annotations
 import logging
 
 import kopf
+import kubernetes
 
 from streamtrack.cli import _parser
 from streamtrack.config import load_settings
 from streamtrack.operator import handlers, metrics
+from streamtrack.operator.kube import KubernetesApi
 from streamtrack.operator.reconciler import Reconciler
-from tests.fixtures.fake_kube import FakeKube
-
-SPEC = {
-    "scaleTargetRef": {"name": "worker"},
-    "kafka": {"bootstrapServers": "127.0.0.1:9", "topic": "events", "consumerGroup": "workers"},
-    "pollIntervalSeconds": 30,
-}
-LOG = logging.getLogger("test-operator")
-
-
-def _timer(memo: kopf.Memo, status: dict[str, object], spec: dict[str, object] = SPEC) -> None:
-    handlers.autoscale(spec=spec, status=status, name="wa", namespace="shop", uid="u-9", meta={"generation": 2},
-                       memo=memo, logger=LOG)
 
 
 def test_kopf_registers_a_timer_a_delete_handler_and_the_startup() -> None:
@@ -39,13 +26,16 @@ def test_kopf_registers_a_timer_a_delete_handler_and_the_startup() -> None:
     selector = timers[0].selector
     assert (selector.group, selector.version, selector.any_name) == ("streamtrack.io", "v1alpha1", "workerautoscalers")
     deletes = [h for h in registry._changing.get_all_handlers() if h.id == "forget"]
-    assert len(deletes) == 1 and deletes[0].requires_finalizer is False  # deletion is never blocked
+    assert len(deletes) == 1 and deletes[0].requires_finalizer is False
+    # kopf puts a finalizer on every resource with a timer (to stop it on deletion): a
+    # WorkerAutoscaler deleted while no operator runs stays until one does (README, operator)
+    assert timers[0].requires_finalizer is True
     assert "configure" in [h.id for h in registry._activities.get_all_handlers()]
 
 
 def test_startup_settings_make_peering_mandatory_with_a_random_priority() -> None:
     first, second = kopf.OperatorSettings(), kopf.OperatorSettings()
-    reconciler = Reconciler(FakeKube())
+    reconciler = Reconciler(KubernetesApi(kubernetes.client.ApiClient()))  # never called here
     memo = kopf.Memo(reconciler=reconciler)
     handlers.configure(settings=first, memo=memo)
     handlers.configure(settings=second, memo=memo)
@@ -53,37 +43,6 @@ def test_startup_settings_make_peering_mandatory_with_a_random_priority() -> Non
     assert (first.peering.name, first.peering.mandatory, first.peering.standalone) == ("streamtrack", True, False)
     assert 1 <= first.peering.priority <= 1_000_000
     assert first.posting.level == logging.WARNING
-
-
-def test_the_timer_reconciles_once_per_poll_interval() -> None:
-    kube = FakeKube()  # no Deployment "worker": the reconciler reports TargetMissing without Kafka
-    clock = [1_800_000_000.0]
-    memo = kopf.Memo(reconciler=Reconciler(kube, lambda: clock[0]))
-
-    _timer(memo, {})
-    status = kube.statuses[("shop", "wa")]
-    assert status["conditions"][0]["reason"] == "TargetMissing"
-    assert len(kube.events) == 1
-
-    clock[0] += 10  # < 30 s: the tick is skipped, nothing written
-    kube.statuses.clear()
-    _timer(memo, status)
-    assert kube.statuses == {}
-
-    clock[0] += 20
-    _timer(memo, status)
-    assert kube.statuses[("shop", "wa")]["lastPollTime"] == "2027-01-15T08:00:30Z"
-    assert len(kube.events) == 1  # same reason: no second event
-
-
-def test_an_invalid_spec_is_reported_in_the_status() -> None:
-    kube = FakeKube(deployments={("shop", "worker"): 2})
-    memo = kopf.Memo(reconciler=Reconciler(kube, lambda: 1_800_000_000.0))
-    _timer(memo, {}, {**SPEC, "minReplicas": 5, "maxReplicas": 2})
-    ready = kube.statuses[("shop", "wa")]["conditions"][0]
-    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
-    assert "minReplicas (5) must not exceed maxReplicas (2)" in ready["message"]
-    assert kube.scale_patches == [] and kube.deployments[("shop", "worker")] == 2
 
 
 def test_delete_forgets_the_metrics() -> None:
