@@ -32,7 +32,8 @@ from streamtrack.api.server import BackgroundServer
 from streamtrack.config import load_settings
 from streamtrack.events import Event, encode_event
 from streamtrack.kafka import client_config, ensure_topics
-from streamtrack.kafka.local_broker import LocalBroker, free_port
+from streamtrack.kafka.apache import KafkaCluster
+from streamtrack.kafka.ports import free_port
 from streamtrack.telemetry.logs import configure_logging
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
@@ -209,7 +210,7 @@ def main() -> None:
     cores = os.cpu_count()
     data = Path(tempfile.mkdtemp(prefix="streamtrack-bench-"))
     rows: list[tuple[str, str, str, str, str, str]] = []
-    with LocalBroker(log_path=data / "broker.log") as broker:
+    with KafkaCluster(data / "kafka") as broker:
         port = free_port()
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "STREAMTRACK_PORT": str(port),

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from streamtrack.kafka.local_broker import free_port
+from streamtrack.kafka.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMTRACK = str(Path(sys.executable).parent / "streamtrack")

@@ -28,7 +28,8 @@ sys.path.append(
 )  # for bench.ingest; appended, so the repository's operator/ never shadows the stdlib
 
 from bench.ingest import ensure_wrk, run_wrk, start_api  # noqa: E402
-from streamtrack.kafka.local_broker import LocalBroker, free_port  # noqa: E402
+from streamtrack.kafka.apache import KafkaCluster  # noqa: E402
+from streamtrack.kafka.ports import free_port  # noqa: E402
 from streamtrack.telemetry.logs import configure_logging  # noqa: E402
 
 BODIES = 20
@@ -123,7 +124,7 @@ def main() -> None:
         runs.append((name, script, per_request, str(folder)))
 
     rows: list[tuple[str, ...]] = []
-    with LocalBroker(log_path=data / "broker.log") as broker:
+    with KafkaCluster(data / "kafka") as broker:
         port = free_port()
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,

@@ -12,14 +12,14 @@ from playwright.sync_api import BrowserContext, Dialog
 
 from streamtrack.auth.keys import KeyKind, new_key
 from streamtrack.config import load_settings
-from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.store import EventStore
 from streamtrack.store.keys import add_key, create_project, migrate_keys
 from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
 
 
 @pytest.fixture(scope="module")
-def secured(broker: LocalBroker, store: EventStore, engine_path: Path) -> Iterator[tuple[Pipeline, str]]:
+def secured(broker: KafkaCluster, store: EventStore, engine_path: Path) -> Iterator[tuple[Pipeline, str]]:
     """Auth on; project 'mine' with 2 events, project 'theirs' with 5; yields the pipeline and mine's read key."""
     settings = load_settings(env=pipeline_env(broker, store.database, engine_path.parent, STREAMTRACK_AUTH="on"))
     running, stop = start_pipeline(settings, store)

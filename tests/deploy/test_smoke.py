@@ -1,4 +1,4 @@
-"""`streamtrack smoke` against the real pipeline: local broker, API over HTTP, worker, ClickHouse.
+"""`streamtrack smoke` against the real pipeline: Apache Kafka, API over HTTP, worker, ClickHouse.
 
 The same command runs in Jenkins after every deploy, so these tests pin down both answers it
 can give: success only when the event came back from /activities, and a failure that says
@@ -13,7 +13,7 @@ import pytest
 
 from streamtrack.cli import main
 from streamtrack.config import load_settings
-from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.smoke import SmokeFailure, parse_headers, run_smoke
 from streamtrack.store import EventStore
 from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
@@ -42,7 +42,7 @@ def test_smoke_command_exits_zero_on_success(pipeline: Pipeline, capsys: pytest.
 
 
 def test_smoke_fails_naming_the_worker_when_events_are_never_stored(
-    broker: LocalBroker, store: EventStore, engine_path: Path
+    broker: KafkaCluster, store: EventStore, engine_path: Path
 ) -> None:
     settings = load_settings(env=pipeline_env(broker, store.database, engine_path.parent))
     api_only, stop = start_pipeline(settings, store, with_worker=False)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import httpx
 
-from streamtrack.kafka.local_broker import LocalBroker, free_port
+from streamtrack.kafka.apache import KafkaCluster
+from streamtrack.kafka.ports import free_port
 
 
-def test_sigterm_after_a_tracked_event_exits_cleanly(broker: LocalBroker, tmp_path: Path) -> None:
+def test_sigterm_after_a_tracked_event_exits_cleanly(broker: KafkaCluster, tmp_path: Path) -> None:
     port = free_port()
     env = {
         **os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "STREAMTRACK_DATA_DIR": str(tmp_path),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from streamtrack.kafka.local_broker import free_port, port_open
+from streamtrack.kafka.ports import free_port, port_open
 
 
 def start_dev(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -26,7 +26,7 @@ from streamtrack.api import create_app
 from streamtrack.api.loadgen_control import loadgen_router
 from streamtrack.api.server import BackgroundServer
 from streamtrack.cli import main
-from streamtrack.kafka.local_broker import free_port
+from streamtrack.kafka.ports import free_port
 from streamtrack.loadgen.control import LoadgenControl
 from streamtrack.loadgen.traffic import EVENT_TYPES
 from tests.fixtures.pipeline import Pipeline

@@ -25,7 +25,7 @@ from streamtrack.api.server import BackgroundServer
 from streamtrack.auth.keys import KeyKind, new_key
 from streamtrack.config import load_settings
 from streamtrack.kafka import EventProducer
-from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.loadgen.sender import LoadPlan, run_load
 from streamtrack.loadgen.traffic import Traffic
 from streamtrack.normalize import Limits
@@ -98,7 +98,7 @@ def seed(secure: Secure, project: Project, marker: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def secure(broker: LocalBroker, store: EventStore, engine_path: Path) -> Iterator[Secure]:
+def secure(broker: KafkaCluster, store: EventStore, engine_path: Path) -> Iterator[Secure]:
     env = pipeline_env(
         broker, store.database, engine_path.parent,
         STREAMTRACK_AUTH="on", STREAMTRACK_KEY_CACHE_SECONDS="1", STREAMTRACK_BOT_EVENTS_PER_SECOND="10",

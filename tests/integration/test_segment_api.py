@@ -22,7 +22,7 @@ from streamtrack.api.server import BackgroundServer
 from streamtrack.events import Event
 from streamtrack.identities import UnknownIdentity, identity_records
 from streamtrack.kafka import EventProducer
-from streamtrack.kafka.local_broker import free_port
+from streamtrack.kafka.ports import free_port
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
 from streamtrack.store.identities import group_profile, insert_identities, user_profile

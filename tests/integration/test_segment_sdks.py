@@ -25,7 +25,7 @@ import pytest
 
 from streamtrack.auth.keys import KeyKind, new_key
 from streamtrack.config import load_settings
-from streamtrack.kafka.local_broker import LocalBroker
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.store import EventStore
 from streamtrack.store.keys import add_key, create_project, migrate_keys
 from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline
@@ -168,7 +168,7 @@ def test_sdk_calls_are_stored_exactly_once(
 
 
 def test_sdk_with_a_projects_write_key_lands_in_that_project_only(
-    sdk_clients: Path, broker: LocalBroker, store: EventStore, engine_path: Path
+    sdk_clients: Path, broker: KafkaCluster, store: EventStore, engine_path: Path
 ) -> None:
     """Auth on, as deployed: the SDK's write key (HTTP Basic) picks the project; its read key reads it back."""
     env = pipeline_env(

@@ -11,7 +11,7 @@ import httpx
 from streamtrack.api import Services, create_app
 from streamtrack.api.server import BackgroundServer
 from streamtrack.kafka import EventProducer
-from streamtrack.kafka.local_broker import free_port
+from streamtrack.kafka.ports import free_port
 from streamtrack.normalize import Limits
 from tests.fixtures.pipeline import Pipeline
 
