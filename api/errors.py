@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 _CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests",
+    408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type", 429: "too_many_requests",
 }
 
 
@@ -35,7 +35,7 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     field: str | None = None
     """The field or parameter at fault, when there is one."""
     retry_after: int | None = None
-    """Seconds to wait before retrying (503 only; also in the Retry-After header)."""
+    """Seconds to wait before retrying (429 and 503; also in the Retry-After header)."""
 
 
 def _spec(description: str) -> ResponseSpec:
@@ -49,7 +49,12 @@ INGEST_ERRORS = {
     422: _spec("Valid JSON that is not a valid event; `field` names the problem."),
     503: _spec("The broker did not acknowledge in time; retry with the same event_id after Retry-After."),
 }
-QUERY_ERRORS = {400: _spec("A query parameter is invalid; `field` names it.")}
+QUERY_ERRORS = {
+    400: _spec("A query parameter is invalid; `field` names it."),
+    422: _spec("query_too_large: the query would read more rows than one may (STREAMTRACK_QUERY_MAX_ROWS); narrow it."),
+    429: _spec("This key has its most reads running at once, or is over its rate; retry after Retry-After."),
+    503: _spec("query_limit_exceeded (the query's time or memory bound) or the store is unavailable; retry after Retry-After."),
+}
 
 
 def _json(body: dict[str, object], status: int, headers: dict[str, str] | None = None) -> Response[dict[str, object]]:
