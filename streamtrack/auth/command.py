@@ -69,7 +69,11 @@ def _fail(message: str) -> int:
 
 
 def _print_key(key: NewKey, project_id: str) -> None:
-    label = "write key (public: ingestion only)" if key.kind is KeyKind.WRITE else "read key (SECRET: queries)"
+    label = {
+        KeyKind.WRITE: "write key (public: ingestion only)",
+        KeyKind.READ: "read key (SECRET: queries)",
+        KeyKind.ADMIN: "admin key (SECRET: queries, instance-wide status)",
+    }[key.kind]
     print(f"{label:36} {key.secret}")
 
 
