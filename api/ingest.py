@@ -70,6 +70,15 @@ async def _read_json_body(request: Request, max_bytes: int) -> bytes:
     return body
 
 
+def metrics_project(request: Request) -> str:
+    """The `project` label of the event counters: the key's project, '' before a key was checked
+    (a Segment body's writeKey). Bounded: only projects that have keys ever appear."""
+    try:
+        return project_of(request)
+    except RuntimeError:
+        return ""
+
+
 def _context(request: Request) -> RequestContext:
     return RequestContext(
         received_at=now_ms(),
@@ -90,9 +99,9 @@ async def track(request: Request, services: NamedDependency[Services]) -> Accept
         event = normalize_raw(body, _context(request), services.limits)
         await services.producer.send(event)
     except (ClientError, RetryableError) as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
+        EVENTS_REJECTED.labels(exc.code, metrics_project(request)).inc()
         raise
-    EVENTS_ACCEPTED.inc()
+    EVENTS_ACCEPTED.labels(project_of(request)).inc()
     return Accepted(event_id=event.event_id)
 
 
@@ -107,7 +116,7 @@ async def batch(request: Request, services: NamedDependency[Services]) -> Respon
         body = await _read_json_body(request, settings.max_batch_bytes)
         items = split_batch(body, max_events=settings.max_batch_events)
     except ClientError as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
+        EVENTS_REJECTED.labels(exc.code, metrics_project(request)).inc()
         raise
     context = _context(request)
     results: list[ItemResult] = []
@@ -126,9 +135,9 @@ async def batch(request: Request, services: NamedDependency[Services]) -> Respon
             retry_after = max(retry_after, outcome.retry_after)
             results.append(ItemResult(index, "failed", event_id=event.event_id, code=outcome.code, message=outcome.message))
     results.sort(key=lambda r: r.index)
-    EVENTS_ACCEPTED.inc(sum(r.status == "accepted" for r in results))
+    EVENTS_ACCEPTED.labels(context.project_id).inc(sum(r.status == "accepted" for r in results))
     for code, count in Counter(r.code for r in results if r.status != "accepted").items():
-        EVENTS_REJECTED.labels(code or "unknown").inc(count)
+        EVENTS_REJECTED.labels(code or "unknown", context.project_id).inc(count)
     counts = {status: sum(r.status == status for r in results) for status in ("accepted", "rejected", "failed")}
     result = BatchResult(results=results, **counts)
     if counts["accepted"]:

@@ -25,7 +25,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 
 from streamtrack.api.auth import KEY_HEADER, authenticate_body_key, key_from_headers
 from streamtrack.api.errors import ErrorBody
-from streamtrack.api.ingest import JSON_TYPES, _context
+from streamtrack.api.ingest import JSON_TYPES, _context, metrics_project
 from streamtrack.api.services import Services
 from streamtrack.errors import ClientError, RetryableError
 from streamtrack.events import Event
@@ -191,9 +191,9 @@ async def segment_call(request: Request, services: NamedDependency[Services]) ->
         event = to_event(message, call_type, _context(request), services.limits)
         await services.producer.send(event)
     except (ClientError, RetryableError) as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
+        EVENTS_REJECTED.labels(exc.code, metrics_project(request)).inc()
         raise
-    EVENTS_ACCEPTED.inc()
+    EVENTS_ACCEPTED.labels(metrics_project(request)).inc()
     return Success(success=True)
 
 
@@ -214,7 +214,7 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
         await _authenticate(request, batch.writeKey)
         sent_ms = parse_sent_at(batch.sentAt)
     except ClientError as exc:
-        EVENTS_REJECTED.labels(exc.code).inc()
+        EVENTS_REJECTED.labels(exc.code, metrics_project(request)).inc()
         raise
     context = _context(request)
     events: list[Event] = []
@@ -228,7 +228,7 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
             field = f"batch[{index}].{exc.field}" if exc.field else f"batch[{index}]"
             rejected.append(Rejected(index, exc.code, exc.message, field))
     for code, count in Counter(r.code for r in rejected).items():
-        EVENTS_REJECTED.labels(code).inc(count)
+        EVENTS_REJECTED.labels(code, context.project_id).inc(count)
     if not events:
         first = rejected[0]
         raise SegmentError(
@@ -238,9 +238,9 @@ async def segment_batch(request: Request, services: NamedDependency[Services]) -
     if failures:
         # Segment's SDKs retry the whole batch: the acknowledged messages come again with the
         # same messageIds and the worker stores them once.
-        EVENTS_REJECTED.labels(failures[0].code).inc(len(failures))
+        EVENTS_REJECTED.labels(failures[0].code, context.project_id).inc(len(failures))
         raise failures[0]
-    EVENTS_ACCEPTED.inc(len(events))
+    EVENTS_ACCEPTED.labels(context.project_id).inc(len(events))
     return Response(Success(success=True, rejected=rejected), status_code=200)
 
 

@@ -1,7 +1,7 @@
 """The operator's Prometheus metrics, in a registry of its own (served on its metrics port).
 
 Per WorkerAutoscaler (`namespace`, `autoscaler` labels): lag in total and per partition,
-the rates, recommended/desired/current replicas, decisions by action, failed lag reads by
+the rates, recommended/desired/current/max replicas, decisions by action, failed lag reads by
 reason. Series of a deleted resource are removed (`forget`).
 """
 
@@ -29,6 +29,8 @@ DESIRED = Gauge(
     "streamtrack_operator_desired_replicas", "Replicas after stabilisation and steps", LABELS, registry=REGISTRY
 )
 CURRENT = Gauge("streamtrack_operator_current_replicas", "Replicas the Deployment had", LABELS, registry=REGISTRY)
+# The spec's bound, as kube-state-metrics exports an HPA's: "current at max while lag stays" is an alert.
+MAX_REPLICAS = Gauge("streamtrack_operator_max_replicas", "The autoscaler's maxReplicas", LABELS, registry=REGISTRY)
 DECISIONS = Counter(
     "streamtrack_operator_decisions", "Decisions by action (scale_up, scale_down, hold)", (*LABELS, "action"),
     registry=REGISTRY,
@@ -42,7 +44,8 @@ REASONS = ("InvalidSpec", "TargetMissing", "SecretMissing", "BrokerUnavailable",
 _partitions_seen: dict[tuple[str, str], set[str]] = {}
 
 
-def record(namespace: str, name: str, report: TopicLag, decision: Decision, produced: float, consumed: float) -> None:
+def record(namespace: str, name: str, report: TopicLag, decision: Decision, produced: float, consumed: float,
+           max_replicas: int) -> None:
     key = (namespace, name)
     LAG.labels(*key).set(report.total)
     seen = _partitions_seen.setdefault(key, set())
@@ -57,6 +60,7 @@ def record(namespace: str, name: str, report: TopicLag, decision: Decision, prod
     RECOMMENDED.labels(*key).set(decision.recommended)
     DESIRED.labels(*key).set(decision.desired)
     CURRENT.labels(*key).set(decision.current)
+    MAX_REPLICAS.labels(*key).set(max_replicas)
     DECISIONS.labels(*key, decision.action).inc()
 
 
@@ -69,7 +73,7 @@ def forget(namespace: str, name: str) -> None:
     key = (namespace, name)
     for partition in _partitions_seen.pop(key, set()):
         PARTITION_LAG.remove(*key, partition)
-    for gauge in (LAG, PRODUCED, CONSUMED, RECOMMENDED, DESIRED, CURRENT):
+    for gauge in (LAG, PRODUCED, CONSUMED, RECOMMENDED, DESIRED, CURRENT, MAX_REPLICAS):
         try:
             gauge.remove(*key)
         except KeyError:

@@ -154,7 +154,8 @@ class Reconciler:
         }
         # None removes a field (merge patch): no stale drain estimate or rate once it is unknown
         self.kube.patch_status(target.namespace, target.name, new_status)
-        metrics.record(target.namespace, target.name, report, decision, rates.produce_per_s, rates.consume_per_s)
+        metrics.record(target.namespace, target.name, report, decision, rates.produce_per_s, rates.consume_per_s,
+                       limits.max_replicas)
         return Outcome(new_status, decision, report)
 
     def _hold(self, target: Target, status: dict[str, Any], now: float, reason: str, message: str,

@@ -37,12 +37,16 @@ HTTP_LATENCY = Histogram(
     "streamtrack_http_request_seconds", "Time to answer an HTTP request.", ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
-EVENTS_ACCEPTED = Counter("streamtrack_events_accepted", "Events acknowledged by the broker and answered 202.")
+# `project`: the key's project (only projects with keys exist, so the label stays bounded);
+# '' for a refusal before any key was checked. The projects dashboard reads these two.
+EVENTS_ACCEPTED = Counter(
+    "streamtrack_events_accepted", "Events acknowledged by the broker and answered 202, by project.", ["project"]
+)
 EVENTS_REJECTED = Counter(
     "streamtrack_events_rejected",
     "Events refused, by reason: an error code (invalid_event, malformed_json, payload_too_large...) "
-    "or broker_unavailable (503). A body refused as a whole counts once.",
-    ["reason"],
+    "or broker_unavailable (503), and project. A body refused as a whole counts once.",
+    ["reason", "project"],
 )
 PRODUCE_LATENCY = Histogram(
     "streamtrack_produce_seconds", "Time from handing events to the producer to the broker's last acknowledgement.",
@@ -83,6 +87,18 @@ CONSUMPTION_PAUSED = Gauge(
 )
 CONSUMER_LAG = Gauge(
     "streamtrack_consumer_lag", "Records not yet consumed in the partitions assigned to this worker."
+)
+
+# --- archive writer and dead letters (streamtrack.archive, streamtrack.deadletters) ---
+ARCHIVE_LAG = Gauge(
+    "streamtrack_archive_lag", "Records of the events topic not yet archived in the partitions assigned to this writer."
+)
+ARCHIVED_EVENTS = Counter("streamtrack_archived_events", "Events written to the object store (committed batches).")
+ARCHIVED_OBJECTS = Counter("streamtrack_archived_objects", "Objects written to the object store (committed batches).")
+ARCHIVED_BYTES = Counter("streamtrack_archived_bytes", "Compressed bytes written to the object store.")
+ARCHIVE_RETRIES = Counter("streamtrack_archive_retries", "Failed attempts to archive a batch (each retried with backoff).")
+DEAD_LETTERS_LOADED = Counter(
+    "streamtrack_dead_letters_loaded", "Dead-letter records loaded into ClickHouse's dead_letters table."
 )
 
 
