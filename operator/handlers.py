@@ -1,5 +1,12 @@
 """kopf wiring: start-up settings (peering), the per-resource timer, clean-up on delete.
 
+No finalizer: kopf puts one on every resource with a timer (to stop the timer before the
+resource goes), which blocks deletion whenever the operator cannot act. `helm uninstall` and
+`kubectl delete namespace` remove the operator's ServiceAccount, so its token, together with
+the WorkerAutoscalers, which then never go (tests/e2e/test_operator.py shows both). So the
+timer is registered as needing none, and since kopf then keeps a deleted resource's timer
+ticking, the DELETED watch event marks its uid as gone and the timer does nothing more for it.
+
 The handlers are thin: the timer asks the `Reconciler` (kept in kopf's memo) whether the
 resource's poll interval has passed and, if so, reconciles it. kopf's timers have one fixed
 interval, so the timer ticks every TICK_SECONDS and each resource's own
@@ -13,6 +20,7 @@ all replicas of equal priority, hence the random priority).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from typing import Any
@@ -45,6 +53,8 @@ def autoscale(
     spec: Any, status: Any, name: str, namespace: str, uid: str, meta: Any, memo: kopf.Memo,
     logger: logging.Logger | kopf.Logger, **_: Any,
 ) -> None:
+    if uid in memo.get("deleted", ()):
+        return  # kopf keeps the timer of a deleted resource (see the module's note)
     reconciler: Reconciler = memo["reconciler"]
     status = dict(status or {})
     if not reconciler.due(spec, status):
@@ -54,10 +64,24 @@ def autoscale(
     logger.info(outcome.status.get("lastDecision", ""))
 
 
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-def forget(name: str, namespace: str, **_: Any) -> None:
-    """Drop the metrics of a deleted resource (optional: no finalizer blocks deletion)."""
-    metrics.forget(namespace, name)
+def _without_finalizer(handler_id: str) -> None:
+    """Re-register a timer as needing no finalizer (kopf's decorator has no such option)."""
+    spawning = kopf.get_default_registry()._spawning
+    for i, handler in enumerate(spawning._handlers):
+        if handler.id == handler_id:
+            spawning._handlers[i] = dataclasses.replace(handler, requires_finalizer=False)
+
+
+_without_finalizer("autoscale")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def forget(event: dict[str, Any], name: str, namespace: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted resource: its timer stops acting, its metrics go. (A watch event: it needs no
+    finalizer, unlike kopf.on.delete, which sees no deletion of a resource without one.)"""
+    if event.get("type") == "DELETED":
+        memo.setdefault("deleted", set()).add(uid)
+        metrics.forget(namespace, name)
 
 
 def run(namespace: str, host: str, metrics_port: int, liveness_port: int) -> int:

@@ -148,7 +148,7 @@ def test_operator_runs_namespaced_with_the_agreed_rbac_and_a_default_autoscaler(
              for g in rule["apiGroups"] for r in rule["resources"]}
     # exactly what the operator uses (tests/e2e/test_operator.py checks it against an audit log)
     assert rules == {
-        ("streamtrack.io", "workerautoscalers"): ["list", "watch", "patch"],
+        ("streamtrack.io", "workerautoscalers"): ["list", "watch"],
         ("streamtrack.io", "workerautoscalers/status"): ["patch"],
         ("apps", "deployments/scale"): ["get", "patch"],
         ("", "events"): ["create"],

@@ -168,6 +168,13 @@ class Timeline:
             print("\n" + self.render())
 
 
+def _get_all(cluster: KubeCluster, namespace: str) -> list[str]:
+    """What the release left in the namespace (the server's own default ServiceAccount aside)."""
+    found = cluster.kubectl("get", "deployments,workerautoscalers,kopfpeerings,roles,rolebindings,serviceaccounts,"
+                            "secrets,configmaps", "-n", namespace, "-o", "name").stdout.split()
+    return [name for name in found if name != "serviceaccount/default"]
+
+
 def _ready(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
 
@@ -351,3 +358,28 @@ def test_the_standby_operator_takes_over_when_the_leader_is_killed(
 
     assert min(acted) == 0 and max(acted) >= 3  # one acted, the other stood by
     assert took_over >= 2
+
+
+def test_uninstall_deletes_the_autoscaler(
+    kube_cluster: KubeCluster, broker: KafkaCluster, chart: Path, tmp_path: Path, operators: list[Operator],
+) -> None:
+    """`helm uninstall` removes the operator's ServiceAccount (so its token) together with the
+    WorkerAutoscaler: a finalizer on it could never be released and it would stay forever (kopf
+    adds one for timers; the operator registers its timer without)."""
+    release = _install(kube_cluster, broker, chart, tmp_path)
+    operator = _start_operator(release, "solo")
+    operators.append(operator)
+    timeline = Timeline(release, "uninstall")
+    timeline.wait_for("a first poll", lambda s: bool(s.get("lastPollTime")), polls=6)
+    assert "finalizers" not in release.autoscaler()["metadata"]
+
+    kube_cluster.kubectl("delete", "workerautoscaler", AUTOSCALER, "-n", release.namespace, "--timeout=10s")
+    decisions, log_size = operator.decisions(), operator.log.stat().st_size
+    polls_later = time.monotonic() + 3 * POLL_S
+    while time.monotonic() < polls_later:  # kopf stops the timer of a deleted resource: no more polls
+        time.sleep(1)
+    assert operator.decisions() == decisions
+    assert "Timer 'autoscale' failed" not in operator.log.read_text()[log_size:]
+
+    kube_cluster.helm("uninstall", RELEASE, "-n", release.namespace)
+    assert _get_all(kube_cluster, release.namespace) == []

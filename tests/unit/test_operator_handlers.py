@@ -25,11 +25,10 @@ def test_kopf_registers_a_timer_a_delete_handler_and_the_startup() -> None:
     assert len(timers) == 1 and timers[0].interval == handlers.TICK_SECONDS
     selector = timers[0].selector
     assert (selector.group, selector.version, selector.any_name) == ("streamtrack.io", "v1alpha1", "workerautoscalers")
-    deletes = [h for h in registry._changing.get_all_handlers() if h.id == "forget"]
-    assert len(deletes) == 1 and deletes[0].requires_finalizer is False
-    # kopf puts a finalizer on every resource with a timer (to stop it on deletion): a
-    # WorkerAutoscaler deleted while no operator runs stays until one does (README, operator)
-    assert timers[0].requires_finalizer is True
+    # no finalizer: it would keep a WorkerAutoscaler forever once the operator's token is gone
+    assert timers[0].requires_finalizer is False
+    assert [h.id for h in registry._watching.get_all_handlers()] == ["forget"]
+    assert not registry._changing.get_all_handlers()
     assert "configure" in [h.id for h in registry._activities.get_all_handlers()]
 
 
@@ -45,12 +44,16 @@ def test_startup_settings_make_peering_mandatory_with_a_random_priority() -> Non
     assert first.posting.level == logging.WARNING
 
 
-def test_delete_forgets_the_metrics() -> None:
+def test_a_deleted_resource_is_forgotten() -> None:
     metrics.failed("shop", "gone", "TopicMissing")
     labels = {"namespace": "shop", "autoscaler": "gone", "reason": "TopicMissing"}
     assert metrics.REGISTRY.get_sample_value("streamtrack_operator_lag_read_failures_total", labels) == 1
-    handlers.forget(name="gone", namespace="shop")
+    memo = kopf.Memo()
+    handlers.forget(event={"type": "MODIFIED"}, name="gone", namespace="shop", uid="u-1", memo=memo)
+    assert metrics.REGISTRY.get_sample_value("streamtrack_operator_lag_read_failures_total", labels) == 1
+    handlers.forget(event={"type": "DELETED"}, name="gone", namespace="shop", uid="u-1", memo=memo)
     assert metrics.REGISTRY.get_sample_value("streamtrack_operator_lag_read_failures_total", labels) is None
+    assert memo["deleted"] == {"u-1"}  # its timer, which kopf keeps, does nothing more
 
 
 def test_the_operator_command_takes_its_namespace() -> None:
