@@ -12,6 +12,7 @@ from streamtrack.api.activities import activities
 from streamtrack.api.analytics import ANALYTICS_HANDLERS
 from streamtrack.api.auth import AuthGate
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
+from streamtrack.api.dead_letters import DEAD_LETTER_HANDLERS
 from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
 from streamtrack.api.http_guard import BodyGuard
@@ -40,6 +41,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
             *SEGMENT_HANDLERS,
             *IDENTITY_HANDLERS,
             erase_user_events,
+            *DEAD_LETTER_HANDLERS,
             *extra_handlers,
         ],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},

@@ -1,4 +1,4 @@
-"""The `streamtrack` command: dev, api, worker, migrate, config, smoke, loadgen.
+"""The `streamtrack` command: dev, api, worker, migrate, config, smoke, loadgen, archive, replay, dlq.
 
 Settings come from the environment (see `streamtrack.config`); the few flags here are
 conveniences that override them for one run.
@@ -18,9 +18,11 @@ import structlog
 
 from streamtrack.auth.command import add_arguments as add_keys_arguments
 from streamtrack.config import Settings, load_settings, settings_table
+from streamtrack.deadletters.command import add_arguments as add_dlq_arguments
 from streamtrack.errors import ConfigError, RetryableError
 from streamtrack.loadgen.command import add_arguments as add_loadgen_arguments
 from streamtrack.loadgen.command import run as run_loadgen
+from streamtrack.replay import add_arguments as add_replay_arguments
 from streamtrack.telemetry import configure_logging, configure_tracing, shutdown_tracing
 
 log = structlog.get_logger(__name__)
@@ -62,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     loadgen = commands.add_parser("loadgen", help="send realistic traffic at a target rate; report rate, errors, latency")
     add_loadgen_arguments(loadgen)
     add_keys_arguments(commands)  # keys, erase
+    commands.add_parser("archive", help="copy every accepted event to the object store (a consumer group of its own)")
+    add_replay_arguments(commands)
+    add_dlq_arguments(commands)  # dlq list|show|replay|load
     return parser
 
 
@@ -90,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from streamtrack.auth.command import run as run_keys
 
             return run_keys(args, settings)
+        if args.command == "replay":
+            from streamtrack.replay import run as run_replay
+
+            return run_replay(args, settings)
+        if args.command == "dlq":
+            from streamtrack.deadletters.command import run as run_dlq
+
+            return run_dlq(args, settings)
         if args.command == "dev":
             return _dev(settings, args.broker)
         return COMMANDS[args.command](settings)
@@ -145,12 +158,46 @@ def _worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     metrics_server = start_metrics_server(settings.host, settings.worker_metrics_port, worker.healthy)
+    loader = _start_dlq_loader(settings, store)
     try:
         worker.run()
     finally:
         if metrics_server is not None:
             metrics_server.stop()
+        if loader is not None:
+            loader.stop()
         store.close()
+    return 0
+
+
+def _start_dlq_loader(settings: Settings, store: object) -> object | None:
+    """The dead-letter topic -> ClickHouse loader, on a thread beside the worker (STREAMTRACK_DLQ_TABLE)."""
+    if not settings.dlq_table:
+        return None
+    import threading
+
+    from streamtrack.deadletters import DeadLetterLoader
+
+    loader = DeadLetterLoader(settings, store)  # type: ignore[arg-type]
+    threading.Thread(target=loader.run, name="dlq-loader", daemon=True).start()
+    return loader
+
+
+def _archive(settings: Settings) -> int:
+    from streamtrack.archive import ArchiveWriter
+    from streamtrack.kafka import ensure_topics
+    from streamtrack.telemetry.metrics import start_metrics_server
+
+    ensure_topics(settings)
+    writer = ArchiveWriter(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: writer.stop())
+    metrics_server = start_metrics_server(settings.host, settings.worker_metrics_port, lambda: True)
+    try:
+        writer.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
     return 0
 
 
@@ -200,6 +247,8 @@ def _redacted(name: str, value: object) -> object:
         if parts.password:
             netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
             return urlunsplit(parts._replace(netloc=netloc))
+    if name == "archive_secret_key" and value:
+        return "***"
     if name == "kafka_options" and isinstance(value, dict):
         secret = ("password", "secret", "key")
         return {k: "***" if any(word in k for word in secret) else v for k, v in value.items()}
@@ -208,7 +257,7 @@ def _redacted(name: str, value: object) -> object:
 
 TRACED = {"api", "worker", "dev"}
 COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config,
-            "operator": _operator}
+            "operator": _operator, "archive": _archive}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -327,6 +327,54 @@ class Settings:
     topic_replication: int
     consumer_group: str
     session_timeout_ms: int
+    # --- data lifecycle: the raw archive, replay, dead letters (README "Archive, replay and dead letters") ---
+    "max_record_bytes": Setting(
+        "STREAMTRACK_MAX_RECORD_BYTES", str(1024 * 1024), _int(1024, 64 * 1024 * 1024),
+        "Largest Kafka record the worker stores (bigger ones are dead letters, reason `record_too_large`); "
+        "raise it, then `streamtrack dlq replay`, to store what it refused.",
+    ),
+    "dlq_table": Setting(
+        "STREAMTRACK_DLQ_TABLE", "on", _switch,
+        "`on`: each worker process also loads the dead-letter topic into ClickHouse's `dead_letters` table "
+        "(`GET /dead-letters`, `streamtrack dlq`), as consumer group STREAMTRACK_DLQ_CONSUMER_GROUP.",
+    ),
+    "dlq_consumer_group": Setting(
+        "STREAMTRACK_DLQ_CONSUMER_GROUP", "streamtrack-dlq-loader", _name,
+        "Consumer group that loads the dead-letter topic into ClickHouse.",
+    ),
+    "archive": Setting(
+        "STREAMTRACK_ARCHIVE", "off", _switch,
+        "`on`: `streamtrack dev` also runs the archive writer (`streamtrack archive` runs it alone).",
+    ),
+    "archive_endpoint": Setting(
+        "STREAMTRACK_ARCHIVE_ENDPOINT", "http://127.0.0.1:8333", _url,
+        "S3-compatible object store of the raw archive (`http(s)://host:port`; AWS: `https://s3.amazonaws.com`).",
+    ),
+    "archive_bucket": Setting(
+        "STREAMTRACK_ARCHIVE_BUCKET", "streamtrack-archive", _name, "Bucket of the raw archive (created if missing)."
+    ),
+    "archive_prefix": Setting(
+        "STREAMTRACK_ARCHIVE_PREFIX", "events", _name, "Key prefix of the archive's objects in the bucket."
+    ),
+    "archive_region": Setting("STREAMTRACK_ARCHIVE_REGION", "us-east-1", _name, "Region of the archive's bucket."),
+    "archive_access_key": Setting(
+        "STREAMTRACK_ARCHIVE_ACCESS_KEY", "", _text, "Access key of the object store (the chart reads it from a Secret)."
+    ),
+    "archive_secret_key": Setting(
+        "STREAMTRACK_ARCHIVE_SECRET_KEY", "", _text, "Secret key of the object store (the chart reads it from a Secret)."
+    ),
+    "archive_consumer_group": Setting(
+        "STREAMTRACK_ARCHIVE_CONSUMER_GROUP", "streamtrack-archive", _name,
+        "Consumer group of the archive writers: its own, so an object store outage never holds up ClickHouse loading.",
+    ),
+    "archive_batch_max_events": Setting(
+        "STREAMTRACK_ARCHIVE_BATCH_MAX_EVENTS", "50000", _int(1, 1_000_000),
+        "Most records the archive writer gathers into one round of objects.",
+    ),
+    "archive_batch_max_wait_ms": Setting(
+        "STREAMTRACK_ARCHIVE_BATCH_MAX_WAIT_MS", "30000", _int(1, 3_600_000),
+        "Longest the archive writer gathers records before writing objects (fewer, larger objects vs. archive lag).",
+    ),
     produce_timeout_ms: int
     producer_linger_ms: int
     producer_queue_max: int
@@ -387,6 +435,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         except ValueError as exc:
             problems.append(f"{setting.env}={raw!r}: {exc}")
     if problems:
+    max_record_bytes: int
+    dlq_table: bool
+    dlq_consumer_group: str
+    archive: bool
+    archive_endpoint: str
+    archive_bucket: str
+    archive_prefix: str
+    archive_region: str
+    archive_access_key: str
+    archive_secret_key: str
+    archive_consumer_group: str
+    archive_batch_max_events: int
+    archive_batch_max_wait_ms: int
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     if values["max_event_bytes"] > values["max_batch_bytes"]:
         raise ConfigError(

@@ -99,19 +99,26 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
 
 
-def new_events(events: Sequence[Event], cache: RecentIds, store: EventStore) -> tuple[list[Event], int]:
-    """`events` without copies (first copy wins), and how many ClickHouse lookups it took."""
+def new_events(
+    events: Sequence[Event], cache: RecentIds, store: EventStore, *, trust_cache: bool = True
+) -> tuple[list[Event], int]:
+    """`events` without copies (first copy wins), and how many ClickHouse lookups it took.
+
+    `trust_cache` False (a batch holding records of `streamtrack replay`): every event is
+    looked up in ClickHouse, since a replay follows data lost or deleted there, which the
+    cache would still remember as stored.
+    """
     seen: set[str] = set()
     fresh: list[Event] = []
     by_day: dict[tuple[str, str], list[Event]] = {}
     by_id: dict[str, list[Event]] = {}
     for event in events:
         key = id_key(event.project_id, event.event_id)
-        if key in seen or key in cache:
+        if key in seen or (trust_cache and key in cache):
             continue
         seen.add(key)
         same_time = event.generated_id or event.timestamp != event.received_at
-        if same_time and event.timestamp >= cache.horizon:
+        if same_time and event.timestamp >= cache.horizon and trust_cache:
             fresh.append(event)
         elif same_time:
             by_day.setdefault((event.project_id, _day(event.timestamp)), []).append(event)

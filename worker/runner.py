@@ -46,7 +46,7 @@ from streamtrack.telemetry.tracing import (
 from streamtrack.worker.batching import Batch, collect
 from streamtrack.worker.deadletter import DeadLetters
 from streamtrack.worker.fencing import FencedBatches
-from streamtrack.worker.records import Rejected, decode_records
+from streamtrack.worker.records import REPLAY_HEADER, Rejected, decode_records
 from streamtrack.worker.sink import Sink
 
 log = structlog.get_logger(__name__)
@@ -172,7 +172,7 @@ class Worker:
             def attempt() -> tuple[int, list[Event], list[Rejected]]:
                 nonlocal bots
                 # Decoded at each attempt: a rebalance during a retry may have trimmed the batch.
-                events, rejected = decode_records(batch.messages)
+                events, rejected = decode_records(batch.messages, self.settings.max_record_bytes)
                 events, bots = screen(self._bots, events, self.settings.bot_action)
                 if self.settings.anonymize_ip:
                     events = anonymize_events(events)
@@ -205,7 +205,9 @@ class Worker:
                     "dead letter", reason=item.reason, detail=item.detail[:200],
                     partition=item.message.partition(), offset=item.message.offset(),
                 )
-        fresh = self._sink.write(events, dedup_token=batch.dedup_token(), batch_id=batch.batch_id)
+        replayed = any(key == REPLAY_HEADER for m in batch.messages for key, _ in (m.headers() or ()))
+        fresh = self._sink.write(events, dedup_token=batch.dedup_token(), batch_id=batch.batch_id,
+                                 trust_cache=not replayed)
         batch.stored = [(e.project_id, e.event_id) for e in fresh]
         return len(fresh)
 

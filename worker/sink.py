@@ -37,9 +37,11 @@ class Sink:
         """Start the id cache again from what ClickHouse holds (on every partition assignment)."""
         warm(self.recent, self.store, now_ms=now_ms(), window_ms=self._window_ms)
 
-    def write(self, events: Sequence[Event], *, dedup_token: str | None, batch_id: int) -> list[Event]:
-        """Store the events of a batch that are new; returns those stored."""
-        fresh, lookups = new_events(events, self.recent, self.store) if events else ([], 0)
+    def write(
+        self, events: Sequence[Event], *, dedup_token: str | None, batch_id: int, trust_cache: bool = True
+    ) -> list[Event]:
+        """Store the events of a batch that are new; returns those stored (`trust_cache`: see `new_events`)."""
+        fresh, lookups = new_events(events, self.recent, self.store, trust_cache=trust_cache) if events else ([], 0)
         metrics.DEDUP_LOOKUPS.inc(lookups)
         fresh = self.tombstones.screen(fresh)
         if not fresh:

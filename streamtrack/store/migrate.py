@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from streamtrack.errors import ConfigError
+from streamtrack.store import deadletters
 from streamtrack.store.schema import (
     COLUMNS,
     EVENTS_TABLE,
@@ -75,6 +76,7 @@ def migrate(store: Any, *, rewrite: bool = False) -> None:
     for statement in schema_statements(store.database, store.cluster):
         store.backend.command(statement)
     if version is None or version < SCHEMA_VERSION:
+    deadletters.migrate(store)  # the dead_letters table (streamtrack.store.deadletters)
         db = quote_identifier(store.database)
         store.backend.command(f"INSERT INTO {db}.`{VERSION_TABLE}` (version) VALUES ({SCHEMA_VERSION})")
 
