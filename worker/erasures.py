@@ -47,18 +47,19 @@ class Tombstones:
                 return at
         return None
 
-    def screen(self, events: Sequence[Event]) -> list[Event]:
-        """`events` without those of erased ids received before their erasure (reads new tombstones first)."""
-        self.refresh()
+    def screen(self, events: Sequence[Event]) -> tuple[list[Event], bool]:
+        """`events` without those of erased ids received before their erasure (new tombstones
+        are read first), and whether there were new tombstones."""
+        new = self.refresh()
         if not self._erased:
-            return list(events)
-        return [e for e in events if self._erased_at(e, self._erased) is None]
+            return list(events), bool(new)
+        return [e for e in events if self._erased_at(e, self._erased) is None], bool(new)
 
-    def after_insert(self, events: Sequence[Event]) -> int:
-        """Delete what an erasure that raced this insert covers; returns the events it hit."""
+    def after_insert(self, events: Sequence[Event]) -> bool:
+        """Delete what an erasure that raced this insert covers; True if there were new tombstones."""
         new = self.refresh()
         if not new:
-            return 0
+            return False
         hit: dict[tuple[str, int], set[str]] = {}
         for event in events:
             at = self._erased_at(event, new)
@@ -66,4 +67,4 @@ class Tombstones:
                 hit.setdefault((event.project_id, at), set()).update(i for i in (event.user_id, event.anonymous_id) if i)
         for (project, at), ids in hit.items():
             delete_erased(self._store, project, sorted(ids), at)
-        return sum(1 for e in events if self._erased_at(e, new) is not None)
+        return True

@@ -40,10 +40,17 @@ class Sink:
     def write(
         self, events: Sequence[Event], *, dedup_token: str | None, batch_id: int, trust_cache: bool = True
     ) -> list[Event]:
-        """Store the events of a batch that are new; returns those stored (`trust_cache`: see `new_events`)."""
+        """Store the events of a batch that are new; returns those stored (`trust_cache`: see `new_events`).
+
+        Erased ids go first, then copies: so whether a copy received after an erasure is
+        stored never depends on what came with it in the batch. New tombstones also start
+        the id cache again from ClickHouse, which no longer holds the erased events.
+        """
+        events, erased = self.tombstones.screen(events)
+        if erased:
+            self.warm()
         fresh, lookups = new_events(events, self.recent, self.store, trust_cache=trust_cache) if events else ([], 0)
         metrics.DEDUP_LOOKUPS.inc(lookups)
-        fresh = self.tombstones.screen(fresh)
         if not fresh:
             return []
         # Identity records first: if the events' insert then fails, the replay re-derives them.
@@ -57,7 +64,8 @@ class Sink:
             self.store.insert(fresh, dedup_token=dedup_token, batch=batch_id)
         seconds = time.perf_counter() - started
         self.recent.add((id_key(e.project_id, e.event_id), e.timestamp) for e in fresh)
-        self.tombstones.after_insert(fresh)
+        if self.tombstones.after_insert(fresh):
+            self.warm()
         metrics.INSERT_LATENCY.observe(seconds)
         log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
         return fresh

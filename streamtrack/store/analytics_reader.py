@@ -159,7 +159,8 @@ class Analytics:
         if not events:
             return Overview(0, 0, 0, None, None, 0)
         [(recent,)] = self._rows(analytics.count_since(self.database, now_ms - 5 * MINUTE_MS))
-        return Overview(events, users, sessions, format_ms(first), format_ms(last), recent)
+        # No event with a session id: uniqCombined of nothing but NULLs is NULL.
+        return Overview(events, users, sessions or 0, format_ms(first), format_ms(last), recent)
 
     def timeseries(
         self, filters: Filter, *, interval: str, group_by: str | None = None, top: int = 5

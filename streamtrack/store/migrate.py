@@ -22,6 +22,7 @@ import structlog
 from streamtrack.errors import ConfigError
 from streamtrack.store import deadletters
 from streamtrack.store.schema import (
+    BATCH_COLUMN,
     COLUMNS,
     EVENTS_TABLE,
     SCHEMA_VERSION,
@@ -75,15 +76,47 @@ def migrate(store: Any, *, rewrite: bool = False) -> None:
         _v1_to_v2(store)
     for statement in schema_statements(store.database, store.cluster):
         store.backend.command(statement)
-    if version is None or version < SCHEMA_VERSION:
     deadletters.migrate(store)  # the dead_letters table (streamtrack.store.deadletters)
+    if version is None or version < SCHEMA_VERSION:
         db = quote_identifier(store.database)
         store.backend.command(f"INSERT INTO {db}.`{VERSION_TABLE}` (version) VALUES ({SCHEMA_VERSION})")
 
 
+def _has_column(store: Any, table: str, column: str) -> bool:
+    sql = "SELECT count() FROM system.columns WHERE database = {db:String} AND table = {table:String} AND name = {column:String}"
+    return _rows(store, sql, {"db": store.database, "table": table, "column": column}) == [(1,)]
+
+
 def _v1_to_v2(store: Any) -> None:
+    """Copy, swap, carry over, clean up; each stage resumes where a crash left it."""
     db, here, cluster = quote_identifier(store.database), on_cluster(store.cluster), store.cluster
     old, new = data_table(EVENTS_TABLE, cluster), data_table(NEW_TABLE, cluster)
+    swapped = _has_column(store, old, BATCH_COLUMN[0])  # `events` holds version 2's table already
+    started_ms = None  # when the first attempt began, if one copied a month already
+    if _exists(store, PROGRESS_TABLE):
+        [(first, months)] = _rows(store, f"SELECT min(started_ms), count() FROM {db}.`{PROGRESS_TABLE}`")
+        started_ms = int(first) if months else None
+    if not swapped:
+        started_ms = _copy(store, started_ms)
+        store.backend.command(f"EXCHANGE TABLES {db}.`{old}` AND {db}.`{new}`{here}")
+    if started_ms is not None and _exists(store, new):
+        _carry_over(store, int(started_ms))
+    for table in V1_TABLES:
+        store.backend.command(f"DROP TABLE IF EXISTS {db}.`{data_table(table, cluster) if cluster else table}`{here} SYNC")
+        if cluster:
+            store.backend.command(f"DROP TABLE IF EXISTS {db}.`{table}`{here} SYNC")
+    store.backend.command(f"DROP TABLE IF EXISTS {db}.`{new}`{here} SYNC")
+    if cluster:
+        store.backend.command(f"DROP TABLE IF EXISTS {db}.`{NEW_TABLE}`{here} SYNC")
+    store.backend.command(f"DROP TABLE IF EXISTS {db}.`{PROGRESS_TABLE}`{here} SYNC")
+    log.info("migrate: events table rewritten", database=store.database, version=SCHEMA_VERSION)
+
+
+def _copy(store: Any, started_ms: int | None) -> int:
+    """Copy the months not copied yet into the new table; returns when the first attempt began
+    (the newest receipt time then: rows received later are carried over after the swap)."""
+    db, here, cluster = quote_identifier(store.database), on_cluster(store.cluster), store.cluster
+    new = data_table(NEW_TABLE, cluster)
     store.backend.command(events_table_statement(store.database, cluster, table=new))
     if cluster:  # the copy goes through a Distributed table: the new sharding key moves rows between shards
         store.backend.command(
@@ -94,7 +127,9 @@ def _v1_to_v2(store: Any) -> None:
         f"CREATE TABLE IF NOT EXISTS {db}.`{PROGRESS_TABLE}`{here} (month UInt32, started_ms Int64)"
         f" ENGINE = {'ReplicatedMergeTree' if cluster else 'MergeTree'} ORDER BY month"
     )
-    [(started_ms,)] = _rows(store, f"SELECT toUnixTimestamp64Milli(max(received_at)) FROM {db}.`{EVENTS_TABLE}`")
+    if started_ms is None:
+        [(newest,)] = _rows(store, f"SELECT toUnixTimestamp64Milli(max(received_at)) FROM {db}.`{EVENTS_TABLE}`")
+        started_ms = int(newest or 0)
     done = {int(month) for (month,) in _rows(store, f"SELECT month FROM {db}.`{PROGRESS_TABLE}`")}
     months = [int(m) for (m,) in _rows(store, f"SELECT DISTINCT toYYYYMM(timestamp) FROM {db}.`{EVENTS_TABLE}` ORDER BY 1")]
     has_registry = _exists(store, "event_copies")
@@ -103,21 +138,9 @@ def _v1_to_v2(store: Any) -> None:
             continue
         store.backend.command(f"ALTER TABLE {db}.`{new}`{here} DROP PARTITION {month}")  # a month cut short
         store.backend.command(_copy_month(store.database, month, has_registry), {"month": month})
-        store.backend.command(
-            f"INSERT INTO {db}.`{PROGRESS_TABLE}` (month, started_ms) VALUES ({month}, {int(started_ms or 0)})"
-        )
+        store.backend.command(f"INSERT INTO {db}.`{PROGRESS_TABLE}` (month, started_ms) VALUES ({month}, {started_ms})")
         log.info("migrate: month copied", month=month)
-    store.backend.command(f"EXCHANGE TABLES {db}.`{old}` AND {db}.`{new}`{here}")
-    _carry_over(store, int(started_ms or 0))
-    for table in V1_TABLES:
-        store.backend.command(f"DROP TABLE IF EXISTS {db}.`{data_table(table, cluster) if cluster else table}`{here} SYNC")
-        if cluster:
-            store.backend.command(f"DROP TABLE IF EXISTS {db}.`{table}`{here} SYNC")
-    store.backend.command(f"DROP TABLE IF EXISTS {db}.`{new}`{here} SYNC")
-    if cluster:
-        store.backend.command(f"DROP TABLE IF EXISTS {db}.`{NEW_TABLE}`{here} SYNC")
-    store.backend.command(f"DROP TABLE IF EXISTS {db}.`{PROGRESS_TABLE}`{here} SYNC")
-    log.info("migrate: events table rewritten", database=store.database, months=len(months), version=SCHEMA_VERSION)
+    return started_ms
 
 
 _NAMES = ", ".join(f"`{name}`" for name, _ in COLUMNS)
@@ -128,12 +151,14 @@ def _copy_month(database: str, month: int, has_registry: bool) -> str:
 
     Within the month, `LIMIT 1 BY` after ordering by time keeps the earliest copy. Copies in
     earlier months are known from version 1's copies registry (`event_copies.first`, the time
-    of an id's earliest copy); without it, every earlier month is searched for the ids.
+    of an id's earliest copy; it left bots out, so their ids are searched for); without it,
+    every earlier month is searched for the ids.
     """
     db = quote_identifier(database)
-    if has_registry:
-        earlier = (f"SELECT project_id, event_id FROM {db}.`event_copies` FINAL"
-                   " WHERE toYYYYMM(first) < {month:UInt32}")
+    if has_registry:  # it listed the copies of the rows the analytics read: bots are searched for
+        earlier = (f"SELECT project_id, event_id FROM {db}.`event_copies` FINAL WHERE toYYYYMM(first) < {{month:UInt32}}"
+                   f" UNION ALL SELECT project_id, event_id FROM {db}.`{EVENTS_TABLE}`"
+                   " WHERE is_bot = 1 AND toYYYYMM(timestamp) < {month:UInt32}")
     else:
         earlier = f"SELECT project_id, event_id FROM {db}.`{EVENTS_TABLE}` WHERE toYYYYMM(timestamp) < {{month:UInt32}}"
     return (
