@@ -1,4 +1,3 @@
 """End-to-end tests: the real Apache Kafka (`broker`, tests/fixtures/kafka.py) and a real
-Kubernetes API server (`kube_cluster`, tests/fixtures/kube.py)."""
-
-from tests.fixtures.kube import kube_cluster  # noqa: F401  (a session fixture, shared by the e2e files)
+Kubernetes API server (`kube_cluster`, tests/fixtures/kube.py), both session fixtures
+registered in tests/conftest.py."""

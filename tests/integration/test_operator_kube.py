@@ -9,7 +9,7 @@ import kubernetes
 
 from streamtrack.operator.kube import KubernetesApi
 from streamtrack.operator.resource import GROUP, PLURAL, VERSION
-from tests.fixtures.kube import KubeNamespace, kube_cluster, kube_namespace  # noqa: F401  (fixtures)
+from tests.fixtures.kube import KubeNamespace
 
 
 def _custom(ns: KubeNamespace, name: str) -> dict[str, Any]:

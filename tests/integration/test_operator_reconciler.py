@@ -25,7 +25,7 @@ from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.operator.kube import KubernetesApi
 from streamtrack.operator.metrics import REGISTRY
 from streamtrack.operator.reconciler import Reconciler, Target
-from tests.fixtures.kube import KubeNamespace, kube_cluster, kube_namespace  # noqa: F401  (fixtures)
+from tests.fixtures.kube import KubeNamespace
 
 CRD = Path(__file__).resolve().parents[2] / "helm/streamtrack/crds/workerautoscalers.streamtrack.io.yaml"
 STATUS_SCHEMA = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]

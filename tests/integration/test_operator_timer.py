@@ -14,7 +14,7 @@ import kopf
 from streamtrack.operator import handlers
 from streamtrack.operator.kube import KubernetesApi
 from streamtrack.operator.reconciler import Reconciler
-from tests.fixtures.kube import KubeNamespace, kube_cluster, kube_namespace  # noqa: F401  (fixtures)
+from tests.fixtures.kube import KubeNamespace
 
 LOG = logging.getLogger("test-operator")
 
