@@ -26,7 +26,7 @@ from streamtrack.kafka.ports import free_port
 from streamtrack.normalize import Limits
 from streamtrack.store import EventStore
 from streamtrack.store.identities import group_profile, insert_identities, user_profile
-from streamtrack.store.schema import identity_statements
+from streamtrack.store.schema import schema_statements
 from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import format_ms, parse_time
 from tests.fixtures.pipeline import Pipeline
@@ -445,9 +445,10 @@ def test_replayed_identity_records_are_read_once(clean_store: EventStore) -> Non
         user_profile(clean_store, "a")
 
 
-def test_cluster_form_of_the_identity_tables_is_valid_clickhouse_sql(store: EventStore) -> None:
-    statements = identity_statements("analytics", "prod")
-    assert len(statements) == 8  # a replicated local table and a Distributed table each, and their project_id
+def test_cluster_form_of_the_schema_is_valid_clickhouse_sql(store: EventStore) -> None:
+    statements = schema_statements("analytics", "prod")
+    for table in ("identities", "aliases"):  # a replicated local table and a Distributed table each
+        assert sum(f"`{table}_local`" in s for s in statements) == 2
     for statement in statements:
         [(formatted,)] = store.backend.query("SELECT formatQuery({sql:String})", {"sql": statement})
         assert "ON CLUSTER prod" in formatted
