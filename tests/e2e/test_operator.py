@@ -255,11 +255,12 @@ def backlog_run(kube_cluster: KubeCluster, broker: KafkaCluster, chart: Path,
         timeline.wait_for("a first poll: no lag, minReplicas", lambda s: s.get("lag") == 0
                           and s.get("desiredReplicas") == 1, polls=6)
         release.produce(BACKLOG)
-        up = timeline.wait_for("scaled up for the backlog",
-                               lambda s: s.get("lag") == BACKLOG and release.replicas() == PARTITIONS, polls=3)
+        up = timeline.wait_for("scaled up for the backlog", lambda s: s.get("lag") == BACKLOG
+                               and s.get("desiredReplicas") == PARTITIONS == release.replicas(), polls=3)
         release.drain(BACKLOG)
         timeline.wait_for("the drained lag seen", lambda s: s.get("lag") == 0, polls=3)
-        timeline.wait_for("scaled down after the 15 s window", lambda s: release.replicas() == 1, polls=6)
+        timeline.wait_for("scaled down after the 15 s window",
+                          lambda s: s.get("desiredReplicas") == 1 == release.replicas(), polls=6)
         yield BacklogRun(release, timeline, int(up["desiredReplicas"]))
     finally:
         operator.stop()
