@@ -1,4 +1,4 @@
-"""The `streamtrack` command: dev, api, worker, migrate, config, smoke, loadgen, archive, replay, dlq.
+"""The `streamtrack` command: dev, api, grpc, worker, migrate, config, smoke, loadgen, archive, replay, dlq.
 
 Settings come from the environment (see `streamtrack.config`); the few flags here are
 conveniences that override them for one run.
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--auth", choices=["on", "off"],
                      help="require keys (default off in dev unless STREAMTRACK_AUTH is set); on: prints a dev project's keys")
     commands.add_parser("worker", help="consume events from Kafka into ClickHouse")
+    commands.add_parser("grpc", help="serve the gRPC ingestion API (proto/event.proto) on STREAMTRACK_GRPC_PORT")
     commands.add_parser("migrate", help="create or update the ClickHouse schema, then exit")
     operator = commands.add_parser("operator", help="scale the workers on Kafka consumer lag (kopf)")
     operator.add_argument("--namespace", dest="operator_namespace", metavar="NS", help="namespace served (STREAMTRACK_OPERATOR_NAMESPACE)")
@@ -134,6 +135,22 @@ def _api(settings: Settings) -> int:
         log.info("api listening", host=settings.host, port=settings.port)
         server = make_server(create_app(services), settings.host, settings.port, settings.http_keepalive_seconds)
         asyncio.run(server.serve())
+    finally:
+        services.close()
+        services.store.close()
+    return 0
+
+
+def _grpc(settings: Settings) -> int:
+    """The gRPC API alone: its own Deployment in Kubernetes (why: streamtrack.api.grpc.server)."""
+    import asyncio
+
+    from streamtrack.api import Services
+    from streamtrack.api.grpc import run_grpc
+
+    services = Services.open(settings)
+    try:
+        asyncio.run(run_grpc(services))
     finally:
         services.close()
         services.store.close()
@@ -257,7 +274,7 @@ def _redacted(name: str, value: object) -> object:
 
 TRACED = {"api", "worker", "dev"}
 COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config,
-            "operator": _operator, "archive": _archive}
+            "operator": _operator, "archive": _archive, "grpc": _grpc}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -126,6 +126,10 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     "host": Setting("STREAMTRACK_HOST", "127.0.0.1", _text, "Address the API listens on (0.0.0.0 in containers)."),
     "port": Setting("STREAMTRACK_PORT", "8000", _int(1, 65535), "Port the API listens on."),
+    "grpc_port": Setting(
+        "STREAMTRACK_GRPC_PORT", "50051", _int(0, 65535),
+        "Port of the gRPC ingestion API (`streamtrack grpc`; `streamtrack dev` serves it beside HTTP, 0: not).",
+    ),
     "http_keepalive_seconds": Setting(
         "STREAMTRACK_HTTP_KEEPALIVE_SECONDS", "75", _int(1, 3600),
         "Idle keep-alive connections are closed after this. Keep it above the idle timeout of the load "
@@ -286,6 +290,23 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_QUERY_MAX_ROWS", "1000000000", _int(0, 2**62),
         "Rows one API read may scan in ClickHouse (422 query_too_large: narrow the range); 0: no bound.",
     ),
+    "live_streams_per_key": Setting(
+        "STREAMTRACK_LIVE_STREAMS_PER_KEY", "5", _int(1, 1000),
+        "Live feeds (`GET /activities/stream`) one key may hold open at once per API replica; more get 429.",
+    ),
+    "live_buffer_events": Setting(
+        "STREAMTRACK_LIVE_BUFFER_EVENTS", "1000", _int(1, 100_000),
+        "Events a live feed may have waiting for its client; a client that falls further behind is dropped.",
+    ),
+    "live_replay_events": Setting(
+        "STREAMTRACK_LIVE_REPLAY_EVENTS", "10000", _int(0, 1_000_000),
+        "Recent events each API replica keeps to resume a live feed from its `Last-Event-ID`.",
+    ),
+    "live_heartbeat_seconds": Setting(
+        "STREAMTRACK_LIVE_HEARTBEAT_SECONDS", "15", _int(1, 300),
+        "A live feed sends a heartbeat after this long without events; a write to the client that takes "
+        "longer drops it.",
+    ),
     "cors_origins": Setting(
         "STREAMTRACK_CORS_ORIGINS", "*", _text,
         "Origins browsers may send events from (ingestion endpoints only), comma-separated, or `*`; empty: none.",
@@ -313,6 +334,7 @@ SETTINGS: dict[str, Setting] = {
 class Settings:
     host: str
     port: int
+    grpc_port: int
     http_keepalive_seconds: int
     forwarded_allow_ips: str
     http_header_timeout_seconds: int
@@ -404,6 +426,10 @@ class Settings:
     query_max_seconds: int
     query_max_memory_bytes: int
     query_max_rows: int
+    live_streams_per_key: int
+    live_buffer_events: int
+    live_replay_events: int
+    live_heartbeat_seconds: int
     cors_origins: str
     bot_events_per_second: int
     bot_action: str

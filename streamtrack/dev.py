@@ -1,7 +1,7 @@
 """`streamtrack dev`: the whole pipeline in one process, for a laptop.
 
 A local broker (child process), the embedded ClickHouse engine, one worker on a thread and
-the API in the foreground. Embedded ClickHouse allows one process per data folder, which
+the API (HTTP, and gRPC beside it) in the foreground. Embedded ClickHouse allows one process per data folder, which
 is why the API and the worker share this process.
 
 The broker is Apache Kafka by default (one KRaft node, Java 17+, fetched from Maven Central
@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 
 from streamtrack.api import Services, create_app
+from streamtrack.api.grpc import serve_beside
 from streamtrack.api.loadgen_control import loadgen_router
 from streamtrack.api.server import make_server
 from streamtrack.auth.dev_keys import dev_keys_banner
@@ -64,7 +65,8 @@ def run_dev(settings: Settings, broker_kind: str = "kafka") -> int:
         stop_requests = _trap_signals()
         _print_banner(settings)
         print(dev_keys_banner(settings, store), flush=True)  # keys on: the dev project's keys; off: a loud warning
-        asyncio.run(server.serve())  # returns on Ctrl-C/SIGTERM, or when the worker crashed
+        # returns on Ctrl-C/SIGTERM, or when the worker crashed; the gRPC API serves beside HTTP meanwhile
+        asyncio.run(serve_beside(server, services))
         loadgen.stop()  # no more load while draining
         print("\nstopping: draining events into ClickHouse (Ctrl-C again to stop at once)...", flush=True)
         services.producer.close()
@@ -167,6 +169,12 @@ def _drain(
         print(f"drain timed out after {DRAIN_TIMEOUT:.0f} s; events not yet stored: {left}", flush=True)
 
 
+def _grpc_address(settings: Settings) -> str:
+    if not settings.grpc_port:
+        return "off (STREAMTRACK_GRPC_PORT=0)"
+    return f"{settings.host}:{settings.grpc_port}  (streamtrack.v1.EventService, proto/event.proto; reflection on)"
+
+
 def _print_banner(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     print(
@@ -175,6 +183,7 @@ StreamTrack dev is running (Ctrl-C to drain and stop)
 
   Dashboard      {base}/dashboard
   API            {base}
+  gRPC           {_grpc_address(settings)}
   API docs       {base}/schema/swagger
   Recent events  {base}/activities
   Readiness      {base}/readyz

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.store", "tests.fixtures.kafka", "tests.fixtures.pipeline", "tests.fixtures.kube"]
+pytest_plugins = ["tests.fixtures.store", "tests.fixtures.kafka", "tests.fixtures.pipeline", "tests.fixtures.kube", "tests.fixtures.grpc"]
