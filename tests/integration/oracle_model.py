@@ -4,7 +4,8 @@ It takes the same operations the oracle tests send the worker's Sink (batches of
 Kafka delivers them, erasures in between) and applies the promises of the design in the
 simplest form that can be checked by eye: each (project, event id) is stored once, as its
 first copy delivered; an erasure removes the user and every id linked to it, and drops
-what arrives later but was received before it. Every analytics answer is then computed by
+what arrives later but was received before it (what is received after it is new data, a
+copy of an erased event too). Every analytics answer is then computed by
 looking at the model's events one by one, with the semantics the reader's docstrings give
 (`streamtrack.store.analytics_reader`). Nothing here shares code with the store but the
 answer types and `format_ms` (the text form of a time, part of the contract).
@@ -100,8 +101,6 @@ class Model:
         self.stored: dict[tuple[str, str], Event] = {}
         self.erased: dict[tuple[str, str], int] = {}
         self.links: list[Link] = []
-        self.gone: set[tuple[str, str]] = set()
-        """Events erased, or dropped as received before an erasure of their ids."""
         self.log: list[str] = []
         """What happened to notable copies (the tests count the cases they covered)."""
 
@@ -123,24 +122,20 @@ class Model:
                 return True
         return False
 
-    def ambiguous(self, event: Event) -> bool:
-        """A copy received after an erasure of an event received before it (see the tests)."""
-        key = (event.project_id, event.event_id)
-        return key in self.gone and key not in self.stored and not self.erased_before(event)
-
     def write(self, events: Sequence[Event]) -> list[Event]:
-        """The batch's events that are new; first copy wins, erased ones (received before) dropped."""
+        """The batch's events that are new: those of ids erased after their receipt dropped
+        first, then the first copy of each event not stored wins. So a copy received after an
+        erasure of its event is stored (it is received after: new data)."""
         seen: set[tuple[str, str]] = set()
         fresh = []
         for event in events:
             key = (event.project_id, event.event_id)
+            if self.erased_before(event):
+                self.log.append("in-flight event of an erased id dropped")
+                continue
             if key in self.stored or key in seen:
                 continue
             seen.add(key)
-            if self.erased_before(event):
-                self.log.append("in-flight event of an erased id dropped")
-                self.gone.add(key)
-                continue
             fresh.append(event)
         for event in fresh:
             self.stored[(event.project_id, event.event_id)] = stored_form(event)
@@ -166,8 +161,6 @@ class Model:
 
     def erase(self, project: str, user: str, at_ms: int) -> None:
         ids = self.linked_ids(project, user)
-        self.gone |= {key for key, e in self.stored.items()
-                      if e.project_id == project and (e.user_id in ids or e.anonymous_id in ids)}
         for id_ in ids:
             self.erased[(project, id_)] = max(self.erased.get((project, id_), at_ms), at_ms)
         self.stored = {
