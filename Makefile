@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -53,7 +53,13 @@ prometheus-testbed:
 grpcurl:
 	$(PYTHON) -P scripts/grpcurl_testbed.py build
 
-test: $(STAMP) $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl
+# SeaweedFS's `weed` (Apache-2.0), the S3-compatible object store of the archive's tests, built from
+# the Go module proxy (pinned in scripts/seaweedfs.py), cached by version under ~/.cache/streamtrack
+# (STREAMTRACK_CACHE_DIR). Cold: several minutes on 2 cores; cached: nothing to do.
+seaweedfs:
+	$(PYTHON) -P scripts/seaweedfs.py build
+
+test: $(STAMP) $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
 	$(BIN)/pytest -q
 	$(BIN)/python -P scripts/dependency_audit.py
 

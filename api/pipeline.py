@@ -54,6 +54,9 @@ class PipelineStatus(msgspec.Struct):
     store_ok: bool
     errors: dict[str, str] = {}
     """Why a source is not ok, by source ("broker", "store")."""
+    archive_lag: int | None = None
+    """Records of the events topic the archive writers have not committed yet (null: the archive
+    is off, Kafka did not answer, or the key is a project's, as consumer_lag)."""
 
 
 class StatusReader:
@@ -76,12 +79,13 @@ class StatusReader:
             asyncio.to_thread(self._read_kafka), asyncio.to_thread(self._read_store, project_id)
         )
         errors = {name: error for name, error in (("broker", broker_error), ("store", store_error)) if error}
+        archive_lag = await asyncio.to_thread(self._read_archive_lag) if self.settings.archive and lag is not None else None
         status = PipelineStatus(
             ingest_rate_per_s=rate, consumer_lag=lag, dead_letters=letters,
-            broker_ok=broker_error is None, store_ok=store_error is None, errors=errors,
+            broker_ok=broker_error is None, store_ok=store_error is None, errors=errors, archive_lag=archive_lag,
         )
         if project_id is not None:  # the instance's figures are not a project's to see
-            status = msgspec.structs.replace(status, consumer_lag=None, dead_letters=None)
+            status = msgspec.structs.replace(status, consumer_lag=None, dead_letters=None, archive_lag=None)
         if len(self._cached) > 1000:  # bounded: projects are few, but never trust that
             self._cached.clear()
         self._cached[project_id] = (time.monotonic(), status)
@@ -104,6 +108,14 @@ class StatusReader:
             return lag.total, letters, None
         except RetryableError as exc:
             return None, None, exc.message
+
+    def _read_archive_lag(self) -> int | None:
+        """The archive writers' group lag (STREAMTRACK_ARCHIVE on); None when Kafka does not answer."""
+        try:
+            lag = read_lag(self._admin, self.settings.archive_consumer_group, self.settings.topic, timeout=KAFKA_TIMEOUT_S)  # type: ignore[arg-type]
+        except RetryableError:
+            return None
+        return lag.total if lag.exists else None
 
     def _read_store(self, project_id: str | None = None) -> tuple[float | None, str | None]:
         try:

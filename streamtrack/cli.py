@@ -162,6 +162,7 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def _worker(settings: Settings) -> int:
+    from streamtrack.lifecycle import start_background
     from streamtrack.kafka import ensure_topics
     from streamtrack.store import open_store
     from streamtrack.telemetry.metrics import start_metrics_server
@@ -175,29 +176,15 @@ def _worker(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: worker.stop())
     metrics_server = start_metrics_server(settings.host, settings.worker_metrics_port, worker.healthy)
-    loader = _start_dlq_loader(settings, store)
+    background = start_background(settings, store)  # the dead-letter loader
     try:
         worker.run()
     finally:
         if metrics_server is not None:
             metrics_server.stop()
-        if loader is not None:
-            loader.stop()
+        background.stop()
         store.close()
     return 0
-
-
-def _start_dlq_loader(settings: Settings, store: object) -> object | None:
-    """The dead-letter topic -> ClickHouse loader, on a thread beside the worker (STREAMTRACK_DLQ_TABLE)."""
-    if not settings.dlq_table:
-        return None
-    import threading
-
-    from streamtrack.deadletters import DeadLetterLoader
-
-    loader = DeadLetterLoader(settings, store)  # type: ignore[arg-type]
-    threading.Thread(target=loader.run, name="dlq-loader", daemon=True).start()
-    return loader
 
 
 def _archive(settings: Settings) -> int:

@@ -32,6 +32,7 @@ from streamtrack.config import Settings
 from streamtrack.errors import ConfigError
 from streamtrack.kafka.apache import KafkaCluster, KafkaClusterError, KafkaFetchError
 from streamtrack.kafka.local_broker import LocalBroker, LocalBrokerError, port_open
+from streamtrack.lifecycle import Background, start_background
 from streamtrack.loadgen.control import LoadgenControl
 from streamtrack.store import open_store
 from streamtrack.worker import Worker
@@ -52,6 +53,7 @@ def run_dev(settings: Settings, broker_kind: str = "kafka") -> int:
     worker: Worker | None = None
     worker_thread: threading.Thread | None = None
     loadgen = LoadgenControl(_own_url(settings))  # the dashboard's load buttons (/dev/loadgen)
+    background = Background()
     try:
         broker = _start_broker(settings, broker_kind)
         services = Services.open(settings, store)
@@ -62,6 +64,7 @@ def run_dev(settings: Settings, broker_kind: str = "kafka") -> int:
             settings.host, settings.port, settings.http_keepalive_seconds,
         )
         worker_thread.start()
+        background = start_background(settings, store, archive=True)  # dead letters; the archive if asked for
         stop_requests = _trap_signals()
         _print_banner(settings)
         print(dev_keys_banner(settings, store), flush=True)  # keys on: the dev project's keys; off: a loud warning
@@ -76,6 +79,7 @@ def run_dev(settings: Settings, broker_kind: str = "kafka") -> int:
         # Whatever happened, stop the worker and close the engine before the interpreter
         # exits: chdb crashes at exit while a thread still uses it.
         loadgen.stop()
+        background.stop()
         if worker is not None and worker_thread is not None:
             worker.stop()
             worker_thread.join(timeout=30)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaException, Producer
 
 from streamtrack.archive.objects import ObjectStore
+from streamtrack.archive.writer import ARCHIVE_REPLAY
 from streamtrack.archive.reader import Selection, read_events, select_objects
 from streamtrack.config import Settings
 from streamtrack.errors import BrokerUnavailable
@@ -74,7 +75,7 @@ def replay(
         if err is not None:
             errors.append(err.str())
 
-    headers = [(REPLAY_HEADER, b"archive")]
+    headers = [(REPLAY_HEADER, ARCHIVE_REPLAY)]  # the archive writer skips them: they are in it
     for item in selected:
         events = read_events(objects, item, selection)
         if producer is not None:

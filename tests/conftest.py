@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.store", "tests.fixtures.kafka", "tests.fixtures.pipeline", "tests.fixtures.kube", "tests.fixtures.grpc"]
+pytest_plugins = ["tests.fixtures.store", "tests.fixtures.kafka", "tests.fixtures.pipeline", "tests.fixtures.kube", "tests.fixtures.grpc", "tests.fixtures.seaweedfs"]

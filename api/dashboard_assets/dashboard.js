@@ -233,6 +233,7 @@ async function pipeline() {
   setText('[data-stat="ingest_rate_per_s"]', show(data.ingest_rate_per_s, decimal));
   setText('[data-stat="consumer_lag"]', show(data.consumer_lag, number));
   setText('[data-stat="dead_letters"]', show(data.dead_letters, number));
+  setText('[data-stat="archive_lag"]', show(data.archive_lag, number));
   for (const key of ["broker_ok", "store_ok"]) {
     const badge = $(`[data-health="${key}"]`);
     badge.textContent = data[key] ? "ok" : "down";

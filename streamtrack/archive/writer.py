@@ -14,7 +14,8 @@ another offset, so before writing, the first batch of each newly assigned partit
 what the manifests of earlier attempts at the same first offset name and it does not
 rewrite. So the archive holds each record once, in one object.
 Records the worker would refuse (`worker.records.check_value`) are dead letters, not events:
-they are not archived (a dead letter replayed later is archived then).
+they are not archived (a dead letter replayed later is archived then). Nor are the records
+of `streamtrack replay` from the archive (header `streamtrack-replay: archive`): they are in it.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from streamtrack.events import Event
 from streamtrack.kafka.admin import client_config
 from streamtrack.telemetry import metrics
 from streamtrack.worker.batching import Batch, collect
-from streamtrack.worker.records import check_value
+from streamtrack.worker.records import REPLAY_HEADER, check_value
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 MAX_BACKOFF = 5.0
 STATS_INTERVAL_MS = 5000
+ARCHIVE_REPLAY = b"archive"
+"""The `streamtrack-replay` header's value on records replayed from the archive (`streamtrack.replay`)."""
 
 
 @dataclasses.dataclass
@@ -57,6 +60,10 @@ class ArchiveStats:
     removed: int = 0
     """Objects of an earlier, unfinished attempt deleted before a batch was written again."""
     committed: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+def _from_archive(message: Message) -> bool:
+    return any(key == REPLAY_HEADER and value == ARCHIVE_REPLAY for key, value in message.headers() or ())
 
 
 class ArchiveWriter:
@@ -136,6 +143,8 @@ class ArchiveWriter:
             first, last = messages[0].offset(), messages[-1].offset()
             groups: dict[tuple[str, str, int], list[Event]] = {}
             for message in messages:
+                if _from_archive(message):
+                    continue
                 checked = check_value(message.value(), self.settings.max_record_bytes)
                 if not isinstance(checked, Event):
                     skipped += 1
