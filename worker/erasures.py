@@ -3,10 +3,10 @@
 `streamtrack.store.privacy.erase_user` writes a tombstone per erased id, then deletes the
 stored events. An event accepted before that and still in Kafka would land afterwards, so
 the worker reads the tombstones before each insert and drops what they cover. An erasure
-that lands between that read and the insert is caught by a second read after the insert:
-either the worker sees its tombstone then and deletes what it just stored, or the erasure's
-own DELETE ran after the insert and removed it. Events received after an erasure are new
-data and are kept.
+that lands between that read and the insert is caught by a second read after the insert.
+Whenever the worker reads new tombstones it deletes what they cover itself (so neither a
+raced insert nor an erasure whose DELETE has not run yet leaves rows behind), and only then
+starts its id cache again from ClickHouse. Events received after an erasure are new data.
 """
 
 from __future__ import annotations
@@ -41,30 +41,34 @@ class Tombstones:
         return new
 
     def _erased_at(self, event: Event, erased: dict[tuple[str, str], int]) -> int | None:
-        for id_ in (event.user_id, event.anonymous_id):
-            at = erased.get((event.project_id, id_)) if id_ else None
-            if at is not None and event.received_at <= at:
-                return at
-        return None
+        """When the event's sender was erased, if after the event was received (the rule of
+        `privacy.erase_user`: its user id, or its anonymous id when sent anonymously)."""
+        at = erased.get((event.project_id, event.user_id or event.anonymous_id))
+        return at if at is not None and event.received_at <= at else None
 
     def screen(self, events: Sequence[Event]) -> tuple[list[Event], bool]:
-        """`events` without those of erased ids received before their erasure (new tombstones
-        are read first), and whether there were new tombstones."""
+        """`events` without those of erased ids received before their erasure, and whether new
+        tombstones were read first. New tombstones are applied to what is stored too
+        (`apply`), before the caller re-warms its id cache."""
         new = self.refresh()
+        if new:
+            self.apply(new)
         if not self._erased:
             return list(events), bool(new)
         return [e for e in events if self._erased_at(e, self._erased) is None], bool(new)
 
-    def after_insert(self, events: Sequence[Event]) -> bool:
-        """Delete what an erasure that raced this insert covers; True if there were new tombstones."""
+    def after_insert(self) -> bool:
+        """Apply the tombstones written while the batch was being inserted; True if there were any."""
         new = self.refresh()
-        if not new:
-            return False
-        hit: dict[tuple[str, int], set[str]] = {}
-        for event in events:
-            at = self._erased_at(event, new)
-            if at is not None:
-                hit.setdefault((event.project_id, at), set()).update(i for i in (event.user_id, event.anonymous_id) if i)
-        for (project, at), ids in hit.items():
+        if new:
+            self.apply(new)
+        return bool(new)
+
+    def apply(self, new: dict[tuple[str, str], int]) -> None:
+        """Delete the stored events the new tombstones cover: an insert that raced the erasure,
+        whichever batch it was (the erasure's own DELETE may also not have run yet)."""
+        by_erasure: dict[tuple[str, int], list[str]] = {}
+        for (project, id_), at in new.items():
+            by_erasure.setdefault((project, at), []).append(id_)
+        for (project, at), ids in by_erasure.items():
             delete_erased(self._store, project, sorted(ids), at)
-        return True

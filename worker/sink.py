@@ -64,7 +64,7 @@ class Sink:
             self.store.insert(fresh, dedup_token=dedup_token, batch=batch_id)
         seconds = time.perf_counter() - started
         self.recent.add((id_key(e.project_id, e.event_id), e.timestamp) for e in fresh)
-        if self.tombstones.after_insert(fresh):
+        if self.tombstones.after_insert():
             self.warm()
         metrics.INSERT_LATENCY.observe(seconds)
         log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))

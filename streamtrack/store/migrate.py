@@ -166,7 +166,7 @@ def _copy_month(database: str, month: int, has_registry: bool) -> str:
         f"SELECT {_NAMES} FROM {db}.`{EVENTS_TABLE}`\n"
         "WHERE toYYYYMM(timestamp) = {month:UInt32}\n"
         f"  AND (project_id, event_id) NOT IN ({earlier})\n"
-        "ORDER BY project_id, event_id, timestamp\nLIMIT 1 BY project_id, event_id\n"
+        "ORDER BY project_id, event_id, timestamp, received_at\nLIMIT 1 BY project_id, event_id\n"
         "SETTINGS distributed_foreground_insert = 1"
     )
 
@@ -180,7 +180,7 @@ def _carry_over(store: Any, started_ms: int) -> None:
         "WHERE received_at > fromUnixTimestamp64Milli({started:Int64}, 'UTC')\n"
         f"  AND (project_id, event_id) NOT IN (SELECT project_id, event_id FROM {db}.`{EVENTS_TABLE}` WHERE event_id IN"
         f" (SELECT event_id FROM {db}.`{NEW_TABLE}` WHERE received_at > fromUnixTimestamp64Milli({{started:Int64}}, 'UTC')))\n"
-        "ORDER BY project_id, event_id, timestamp\nLIMIT 1 BY project_id, event_id\n"
+        "ORDER BY project_id, event_id, timestamp, received_at\nLIMIT 1 BY project_id, event_id\n"
         "SETTINGS distributed_foreground_insert = 1",
         {"started": started_ms},
     )

@@ -53,8 +53,12 @@ def apply_retention(store: EventStore, days: int) -> None:
 
 
 def linked_ids(store: EventStore, project_id: str, user: str) -> list[str]:
-    """The user and every id linked to it in the project: alias links either way, and the anonymous
-    ids of its identified events, followed until nothing new appears."""
+    """The user and the ids that became it in the project: ids aliased to it (identify and alias
+    calls, chains followed back) and the anonymous ids its identified events carried.
+
+    Only towards the user: an anonymous id is not followed to the other users who used it (a
+    shared device), whose own events are not this user's to erase.
+    """
     db = quote_identifier(store.database)
     ids = {user}
     for _ in range(MAX_LINK_ROUNDS):
@@ -63,12 +67,8 @@ def linked_ids(store: EventStore, project_id: str, user: str) -> list[str]:
             "SELECT arrayDistinct(arrayConcat("
             f"(SELECT groupArray(previous_id) FROM {db}.`{ALIASES_TABLE}` WHERE project_id = {{project:String}}"
             " AND user_id IN {ids:Array(String)}),"
-            f"(SELECT groupArray(user_id) FROM {db}.`{ALIASES_TABLE}` WHERE project_id = {{project:String}}"
-            " AND previous_id IN {ids:Array(String)}),"
             f"(SELECT groupUniqArray(anonymous_id) FROM {db}.`{EVENTS_TABLE}` WHERE project_id = {{project:String}}"
-            " AND user_id IN {ids:Array(String)} AND anonymous_id != ''),"
-            f"(SELECT groupUniqArray(user_id) FROM {db}.`{EVENTS_TABLE}` WHERE project_id = {{project:String}}"
-            " AND anonymous_id IN {ids:Array(String)} AND user_id != '')))",
+            " AND user_id IN {ids:Array(String)} AND anonymous_id != '')))",
             params,
         )
         new = set(found) - ids
@@ -78,7 +78,13 @@ def linked_ids(store: EventStore, project_id: str, user: str) -> list[str]:
     return sorted(ids)
 
 
-_ID_ROWS = "project_id = {project:String} AND (user_id IN {ids:Array(String)} OR anonymous_id IN {ids:Array(String)})"
+# An event is the erased user's when it was sent with one of the ids as its user id, or, sent
+# anonymously, with one of them as its anonymous id (another user's identified events that
+# carry a shared anonymous id stay). `worker.erasures` applies the same rule to events in flight.
+_ID_ROWS = (
+    "project_id = {project:String} AND (user_id IN {ids:Array(String)}"
+    " OR (user_id = '' AND anonymous_id IN {ids:Array(String)}))"
+)
 
 
 def erase_user(store: EventStore, project_id: str, user: str) -> int:
@@ -124,8 +130,8 @@ def tombstones_since(store: EventStore, since_ms: int) -> list[tuple[str, str, i
 
 
 def delete_erased(store: EventStore, project_id: str, ids: list[str], erased_at_ms: int) -> None:
-    """Delete the project's events of `ids` received up to `erased_at_ms` (the worker, after an
-    insert that raced an erasure)."""
+    """Delete the project's events of `ids` received up to `erased_at_ms` (the worker, when it
+    reads new tombstones: also what an insert that raced the erasure stored)."""
     store.backend.command(
         f"DELETE FROM {_data_table(store)} WHERE {_ID_ROWS} AND received_at <= fromUnixTimestamp64Milli({{at:Int64}}, 'UTC')",
         {"project": project_id, "ids": ids, "at": erased_at_ms},

@@ -115,12 +115,10 @@ class Model:
         return self
 
     def erased_before(self, event: Event) -> bool:
-        """An id of the event was erased at or after the event was received."""
-        for id_ in (event.user_id, event.anonymous_id):
-            at = self.erased.get((event.project_id, id_)) if id_ else None
-            if at is not None and event.received_at <= at:
-                return True
-        return False
+        """The event's sender (its user id, or its anonymous id when sent anonymously) was erased
+        at or after the event was received."""
+        at = self.erased.get((event.project_id, event.user_id or event.anonymous_id))
+        return at is not None and event.received_at <= at
 
     def write(self, events: Sequence[Event]) -> list[Event]:
         """The batch's events that are new: those of ids erased after their receipt dropped
@@ -143,30 +141,30 @@ class Model:
         return fresh
 
     def linked_ids(self, project: str, user: str) -> set[str]:
-        """The user, and every id linked to it: alias links both ways, the anonymous ids of its
-        identified events (and their users), until nothing new appears."""
+        """The user, and the ids that became it: ids aliased to it (chains followed back) and the
+        anonymous ids of its identified events — never from an anonymous id to another user."""
         ids = {user}
         while True:
             found = set(ids)
             for link in self.links:
-                if link.project_id == project and (link.user_id in ids or link.previous_id in ids):
-                    found |= {link.user_id, link.previous_id}
+                if link.project_id == project and link.user_id in ids:
+                    found.add(link.previous_id)
             for event in self.stored.values():
-                if event.project_id == project and event.user_id and event.anonymous_id:
-                    if event.user_id in ids or event.anonymous_id in ids:
-                        found |= {event.user_id, event.anonymous_id}
+                if event.project_id == project and event.user_id in ids and event.anonymous_id:
+                    found.add(event.anonymous_id)
             if found == ids:
                 return ids
             ids = found
+
+    @staticmethod
+    def _sent_by(event: Event, project: str, ids: set[str]) -> bool:
+        return event.project_id == project and (event.user_id or event.anonymous_id) in ids
 
     def erase(self, project: str, user: str, at_ms: int) -> None:
         ids = self.linked_ids(project, user)
         for id_ in ids:
             self.erased[(project, id_)] = max(self.erased.get((project, id_), at_ms), at_ms)
-        self.stored = {
-            key: e for key, e in self.stored.items()
-            if not (e.project_id == project and (e.user_id in ids or e.anonymous_id in ids))
-        }
+        self.stored = {key: e for key, e in self.stored.items() if not self._sent_by(e, project, ids)}
         self.links = [
             link for link in self.links
             if not (link.project_id == project and (link.previous_id in ids or link.user_id in ids))

@@ -91,3 +91,24 @@ def test_an_erasure_that_races_an_insert_is_undone_after_it(clean_store: EventSt
     later = Event(event_id="e2", event_type="click", timestamp=now_ms() + 5, received_at=now_ms() + 5, user_id="cy")
     sink.write([later], dedup_token=None, batch_id=2)
     assert clean_store.stats().rows == 1
+
+
+def test_a_shared_device_does_not_erase_the_other_user(clean_store: EventStore) -> None:
+    """Two users signed in on one device (one anonymous id): erasing one takes its own events and
+    the device's anonymous ones, never the other user's identified events."""
+    sink = Sink(clean_store, cache_events=1000, window_ms=60_000)
+    sink.warm()
+    at = now_ms() - 60_000
+
+    def event(event_id: str, user: str = "") -> Event:
+        return Event(event_id=event_id, event_type="click", timestamp=at, received_at=at, user_id=user,
+                     anonymous_id="device-1")
+
+    sink.write([event("before-signup"), event("ann-1", "ann"), event("bob-1", "bob")], dedup_token=None, batch_id=1)
+    assert linked_ids(clean_store, DEFAULT_PROJECT, "ann") == ["ann", "device-1"]
+    assert erase_user(clean_store, DEFAULT_PROJECT, "ann") == 2  # ann's, and the device's anonymous one
+    rows = clean_store.backend.query(f"SELECT event_id FROM `{clean_store.database}`.events")
+    assert rows == [("bob-1",)]
+    # In flight: bob's identified event on the device is kept, the device's anonymous one is not.
+    kept = sink.write([event("bob-2", "bob"), event("anon-2")], dedup_token=None, batch_id=2)
+    assert [e.event_id for e in kept] == ["bob-2"]
