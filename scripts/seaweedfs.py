@@ -46,7 +46,10 @@ def binary() -> Path:
 
 
 def _go(args: list[str], cwd: Path) -> None:
-    done = subprocess.run(["go", *args], cwd=cwd, env=_kube_testbed()._go_env(), capture_output=True, text=True)
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("seaweedfs: needs the go command (Go 1.26) to build weed")
+    done = subprocess.run([go, *args], cwd=cwd, env=_kube_testbed()._go_env(), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed in {cwd}:\n{done.stdout}{done.stderr}")
 
@@ -56,8 +59,6 @@ def build() -> Path:
     final = binary().parent
     if binary().is_file():
         return binary()
-    if shutil.which("go") is None:
-        raise SystemExit("seaweedfs: needs the go command (Go 1.26) to build weed")
     final.parent.mkdir(parents=True, exist_ok=True)
     with (final.parent / f".{FOLDER}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second `make` waits, then finds the binary built
