@@ -9,6 +9,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from streamtrack.api.activities import activities
+from streamtrack.api.aliases import PathAliases
 from streamtrack.api.analytics import ANALYTICS_HANDLERS
 from streamtrack.api.auth import AuthGate
 from streamtrack.api.dashboard import DASHBOARD_ROUTES
@@ -18,6 +19,7 @@ from streamtrack.api.health import healthz, readyz
 from streamtrack.api.http_guard import BodyGuard
 from streamtrack.api.identities import IDENTITY_HANDLERS
 from streamtrack.api.ingest import batch, track
+from streamtrack.api.live import activities_stream
 from streamtrack.api.openapi import docs_assets_router, openapi_config, swagger_init
 from streamtrack.api.pipeline import pipeline_status
 from streamtrack.api.privacy import erase_user_events
@@ -34,7 +36,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
     """
     app = Litestar(
         route_handlers=[
-            track, batch, activities, healthz, readyz, docs_assets_router(), swagger_init,
+            track, batch, activities, activities_stream, healthz, readyz, docs_assets_router(), swagger_init,
             prometheus_metrics,
             pipeline_status, *DASHBOARD_ROUTES,
             *ANALYTICS_HANDLERS,
@@ -57,4 +59,5 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
     app.asgi_handler = BodyGuard(app.asgi_handler, settings.http_body_timeout_seconds)  # slow or vanished bodies
     app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
     app.asgi_handler = SecurityHeaders(app.asgi_handler)  # on every answer, refusals included
+    app.asgi_handler = PathAliases(app.asgi_handler)  # /events, /events/bulk, /swagger: before anything looks at the path
     return app

@@ -30,7 +30,7 @@ import msgspec
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from streamtrack.api.read_limits import QUERY_PATHS, QuerySlots
+from streamtrack.api.read_limits import QuerySlots, is_bounded_read
 from streamtrack.auth.keys import READ_KINDS, KeyKind
 from streamtrack.auth.privacy import anonymize_ip
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
@@ -159,7 +159,7 @@ class AuthGate:
             host, port = scope["client"]  # type: ignore[misc]
             scope["client"] = (anonymize_ip(host), port)
         key_id = scope.get(KEY_ID_SCOPE_KEY)
-        if not isinstance(key_id, str) or not scope["path"].startswith(QUERY_PATHS):
+        if not isinstance(key_id, str) or not is_bounded_read(scope["path"]):
             await self.app(scope, receive, send)
             return
         if not self.query_slots.acquire(key_id):

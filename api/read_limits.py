@@ -26,6 +26,13 @@ from streamtrack.store.backend import Backend, QuerySettings
 
 QUERY_PATHS = ("/analytics/", "/activities")
 """Reads whose concurrency is limited per key (their paths start so)."""
+UNBOUNDED_PATHS = frozenset({"/activities/stream"})
+"""A live feed is open for as long as its client watches: it has a limit of its own (STREAMTRACK_LIVE_STREAMS_PER_KEY)."""
+
+
+def is_bounded_read(path: str) -> bool:
+    """Whether a request holds one of its key's read slots while it runs."""
+    return path.startswith(QUERY_PATHS) and path not in UNBOUNDED_PATHS
 
 
 def query_bounds(settings: Settings) -> dict[str, int]:

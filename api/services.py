@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+from streamtrack.api.live_feed import LiveFeed, StreamSlots
 from streamtrack.api.read_limits import bounded_store
 from streamtrack.config import Settings
 from streamtrack.kafka import EventProducer, ensure_topics
@@ -47,5 +48,16 @@ class Services:
         """The store as API reads see it: every query bounded in ClickHouse (`streamtrack.api.read_limits`)."""
         return bounded_store(self.store, self.settings)
 
+    @functools.cached_property
+    def live(self) -> LiveFeed:
+        """The feed of `GET /activities/stream`: its Kafka consumer starts with the first stream."""
+        return LiveFeed(self.settings)
+
+    @functools.cached_property
+    def live_slots(self) -> StreamSlots:
+        return StreamSlots(self.settings.live_streams_per_key)
+
     def close(self) -> None:
+        if "live" in self.__dict__:  # started only if a stream was opened
+            self.live.close()
         self.producer.close()

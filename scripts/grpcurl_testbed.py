@@ -38,6 +38,9 @@ def binary() -> Path:
 
 
 def _go(args: list[str], cwd: Path, gobin: Path) -> None:
+    command = shutil.which("go")
+    if command is None:
+        raise SystemExit("grpcurl_testbed: needs the go command (Go 1.26) to build grpcurl")
     go = cache_dir() / "go"
     env = dict(os.environ)
     env.update(
@@ -48,7 +51,7 @@ def _go(args: list[str], cwd: Path, gobin: Path) -> None:
         CGO_ENABLED="0",
         GOWORK="off",
     )
-    done = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run([command, *args], cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed in {cwd}:\n{done.stdout}{done.stderr}")
 
@@ -58,8 +61,6 @@ def build() -> Path:
     final = binary()
     if final.is_file():
         return final
-    if shutil.which("go") is None:
-        raise SystemExit("grpcurl_testbed: needs the go command (Go 1.26) to build grpcurl")
     final.parent.parent.mkdir(parents=True, exist_ok=True)
     with (final.parent.parent / f".{final.parent.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second `make` waits, then finds the binary built

@@ -102,17 +102,29 @@ class GrpcServer:
 
 
 async def serve_beside(http: uvicorn.Server, services: Services) -> None:
-    """uvicorn, and the gRPC server on the same loop while it serves (STREAMTRACK_GRPC_PORT 0: none)."""
+    """uvicorn, and the gRPC server on the same loop while it serves (STREAMTRACK_GRPC_PORT 0: none).
+
+    When uvicorn starts to stop, the live feed is closed so open streams end at once (uvicorn
+    would otherwise wait its graceful timeout for them, then cancel them).
+    """
     settings = services.settings
-    if not settings.grpc_port:
-        await http.serve()
-        return
-    grpc_server = GrpcServer(services, settings.host, settings.grpc_port)
-    await grpc_server.start()
+    watcher = asyncio.create_task(_close_streams_on_exit(http, services))
+    grpc_server = GrpcServer(services, settings.host, settings.grpc_port) if settings.grpc_port else None
+    if grpc_server is not None:
+        await grpc_server.start()
     try:
         await http.serve()
     finally:
-        await grpc_server.stop(grace=2.0)
+        watcher.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=2.0)
+
+
+async def _close_streams_on_exit(http: uvicorn.Server, services: Services) -> None:
+    while not http.should_exit:
+        await asyncio.sleep(0.2)
+    if "live" in services.__dict__:
+        await asyncio.to_thread(services.live.close)
 
 
 async def run_grpc(services: Services) -> None:

@@ -16,7 +16,14 @@ from streamtrack.api.grpc.auth import MetadataAuth
 from streamtrack.api.grpc.convert import to_event
 from streamtrack.api.grpc.status import abort
 from streamtrack.api.services import Services
-from streamtrack.errors import BrokerUnavailable, ClientError, InvalidEvent, PayloadTooLarge, RetryableError, StreamTrackError
+from streamtrack.errors import (
+    BrokerUnavailable,
+    ClientError,
+    InvalidEvent,
+    PayloadTooLarge,
+    RetryableError,
+    StreamTrackError,
+)
 from streamtrack.events import Event
 from streamtrack.normalize import RequestContext
 from streamtrack.telemetry.metrics import EVENTS_ACCEPTED, EVENTS_REJECTED

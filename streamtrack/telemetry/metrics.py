@@ -78,6 +78,10 @@ AUTH_FAILURES = Counter(
     ["reason"],
 )
 RATE_LIMITED = Counter("streamtrack_rate_limited", "Requests answered 429, by bucket: key, address, or queries (a key's reads at once).", ["scope"])
+LIVE_STREAMS = Gauge("streamtrack_live_streams", "Live feeds (GET /activities/stream) open on this replica.")
+LIVE_DROPPED = Counter(
+    "streamtrack_live_dropped", "Live feeds dropped because their client fell more than STREAMTRACK_LIVE_BUFFER_EVENTS behind."
+)
 BOT_EVENTS = Counter(
     "streamtrack_worker_bot_events", "Events the bot filter caught, by what it did with them: flagged or dropped.",
     ["action"],

@@ -21,7 +21,6 @@ from streamtrack.api.grpc import SERVICE_NAME, BackgroundGrpc
 from streamtrack.api.grpc.event_pb2 import Event, EventResult, PublishEventRequest, PublishEventsRequest
 from streamtrack.api.grpc.event_pb2_grpc import EventServiceStub
 from streamtrack.api.services import Services
-from streamtrack.config import load_settings
 from streamtrack.kafka import EventProducer
 from streamtrack.kafka.ports import free_port
 from tests.fixtures.grpc import GrpcApi
