@@ -2,11 +2,11 @@
 
 `streamtrack.store.privacy.erase_user` writes a tombstone per erased id, then deletes the
 stored events. An event accepted before that and still in Kafka would land afterwards, so
-the worker reads the tombstones before each insert and drops what they cover. An erasure
-that lands between that read and the insert is caught by a second read after the insert.
-Whenever the worker reads new tombstones it deletes what they cover itself (so neither a
-raced insert nor an erasure whose DELETE has not run yet leaves rows behind), and only then
-starts its id cache again from ClickHouse. Events received after an erasure are new data.
+the worker reads the tombstones before each insert and drops what they cover, and again
+after it (two small queries per batch): whenever it reads new ones it deletes what they
+cover itself — the events (and their identity calls) an insert that raced the erasure
+stored, and any the erasure's own DELETE has not reached yet — and only then starts its id
+cache again from ClickHouse. Events received after an erasure are new data.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ class Tombstones:
         self._erased: dict[tuple[str, str], int] = {}
         self._since = now_ms() - LOOKBACK_MS
 
-    def refresh(self) -> dict[tuple[str, str], int]:
-        """Read the tombstones written since the last refresh; returns the new ones."""
+    def _read(self) -> dict[tuple[str, str], int]:
+        """The tombstones written since the last read."""
         new = {}
         for project, id_, erased_at in tombstones_since(self._store, self._since - OVERLAP_MS):
             key = (project, id_)
@@ -46,20 +46,17 @@ class Tombstones:
         at = erased.get((event.project_id, event.user_id or event.anonymous_id))
         return at if at is not None and event.received_at <= at else None
 
-    def screen(self, events: Sequence[Event]) -> tuple[list[Event], bool]:
-        """`events` without those of erased ids received before their erasure, and whether new
-        tombstones were read first. New tombstones are applied to what is stored too
-        (`apply`), before the caller re-warms its id cache."""
-        new = self.refresh()
-        if new:
-            self.apply(new)
+    def screen(self, events: Sequence[Event]) -> list[Event]:
+        """`events` without those of erased ids received before their erasure (as known at the
+        last `refresh`)."""
         if not self._erased:
-            return list(events), bool(new)
-        return [e for e in events if self._erased_at(e, self._erased) is None], bool(new)
+            return list(events)
+        return [e for e in events if self._erased_at(e, self._erased) is None]
 
-    def after_insert(self) -> bool:
-        """Apply the tombstones written while the batch was being inserted; True if there were any."""
-        new = self.refresh()
+    def refresh(self) -> bool:
+        """Read the tombstones written since the last read and apply them to what is stored;
+        True if there were new ones (the caller then starts its id cache again)."""
+        new = self._read()
         if new:
             self.apply(new)
         return bool(new)

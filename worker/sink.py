@@ -34,7 +34,9 @@ class Sink:
         self._window_ms = window_ms
 
     def warm(self) -> None:
-        """Start the id cache again from what ClickHouse holds (on every partition assignment)."""
+        """Read the tombstones, then start the id cache again from what ClickHouse holds (on every
+        partition assignment)."""
+        self.tombstones.refresh()
         warm(self.recent, self.store, now_ms=now_ms(), window_ms=self._window_ms)
 
     def write(
@@ -42,17 +44,23 @@ class Sink:
     ) -> list[Event]:
         """Store the events of a batch that are new; returns those stored (`trust_cache`: see `new_events`).
 
-        Erased ids go first, then copies: so whether a copy received after an erasure is
-        stored never depends on what came with it in the batch. New tombstones also start
-        the id cache again from ClickHouse, which no longer holds the erased events.
+        Tombstones are read before (the id cache then starts again if there were new ones, so
+        it never remembers an erased event) and after the insert (`erasures`). Erased ids go
+        first, then copies: so whether a copy received after an erasure is stored never
+        depends on what came with it in the batch.
         """
-        events, erased = self.tombstones.screen(events)
-        if erased:
+        if self.tombstones.refresh():
             self.warm()
+        events = self.tombstones.screen(events)
         fresh, lookups = new_events(events, self.recent, self.store, trust_cache=trust_cache) if events else ([], 0)
         metrics.DEDUP_LOOKUPS.inc(lookups)
-        if not fresh:
-            return []
+        if fresh:
+            self._insert(fresh, dedup_token, batch_id)
+        if self.tombstones.refresh():
+            self.warm()
+        return fresh
+
+    def _insert(self, fresh: list[Event], dedup_token: str | None, batch_id: int) -> None:
         # Identity records first: if the events' insert then fails, the replay re-derives them.
         insert_identities(self.store, *identity_records(fresh), dedup_token=dedup_token)
         started = time.perf_counter()
@@ -64,8 +72,5 @@ class Sink:
             self.store.insert(fresh, dedup_token=dedup_token, batch=batch_id)
         seconds = time.perf_counter() - started
         self.recent.add((id_key(e.project_id, e.event_id), e.timestamp) for e in fresh)
-        if self.tombstones.after_insert():
-            self.warm()
         metrics.INSERT_LATENCY.observe(seconds)
         log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))
-        return fresh

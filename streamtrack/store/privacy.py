@@ -130,9 +130,16 @@ def tombstones_since(store: EventStore, since_ms: int) -> list[tuple[str, str, i
 
 
 def delete_erased(store: EventStore, project_id: str, ids: list[str], erased_at_ms: int) -> None:
-    """Delete the project's events of `ids` received up to `erased_at_ms` (the worker, when it
-    reads new tombstones: also what an insert that raced the erasure stored)."""
-    store.backend.command(
-        f"DELETE FROM {_data_table(store)} WHERE {_ID_ROWS} AND received_at <= fromUnixTimestamp64Milli({{at:Int64}}, 'UTC')",
-        {"project": project_id, "ids": ids, "at": erased_at_ms},
-    )
+    """Delete the project's events of `ids` received up to `erased_at_ms`, and the identity calls
+    and links those events made (the worker, when it reads new tombstones: also what an insert
+    that raced the erasure stored)."""
+    params = {"project": project_id, "ids": ids, "at": erased_at_ms}
+    covered = f"{_ID_ROWS} AND received_at <= fromUnixTimestamp64Milli({{at:Int64}}, 'UTC')"
+    db = quote_identifier(store.database)
+    for table in (IDENTITIES_TABLE, ALIASES_TABLE):  # first: they are found through the events
+        store.backend.command(
+            f"DELETE FROM {_data_table(store, table)} WHERE project_id = {{project:String}} AND event_id IN"
+            f" (SELECT event_id FROM {db}.`{EVENTS_TABLE}` WHERE {covered})",
+            params,
+        )
+    store.backend.command(f"DELETE FROM {_data_table(store)} WHERE {covered}", params)
