@@ -7,7 +7,6 @@ conveniences that override them for one run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -134,7 +133,7 @@ def _api(settings: Settings) -> int:
     try:
         log.info("api listening", host=settings.host, port=settings.port)
         server = make_server(create_app(services), settings.host, settings.port, settings.http_keepalive_seconds)
-        asyncio.run(server.serve())
+        server.run()  # on uvloop (api/server.py)
     finally:
         services.close()
         services.store.close()
@@ -162,8 +161,8 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def _worker(settings: Settings) -> int:
-    from streamtrack.lifecycle import start_background
     from streamtrack.kafka import ensure_topics
+    from streamtrack.lifecycle import start_background
     from streamtrack.store import open_store
     from streamtrack.telemetry.metrics import start_metrics_server
     from streamtrack.worker import Worker, tune_gc

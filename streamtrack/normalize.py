@@ -10,12 +10,13 @@ its payload without reading our code.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from typing import Any
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from streamtrack.errors import InvalidEvent, MalformedBody, PayloadTooLarge
+from streamtrack.event_ids import new_event_id
 from streamtrack.events import DEFAULT_PROJECT, Event
 from streamtrack.timestamps import check_event_time, parse_time
 
@@ -119,12 +120,19 @@ class _BatchEnvelope(msgspec.Struct):
 
 
 def normalize_raw(raw: bytes | msgspec.Raw, context: RequestContext, limits: Limits) -> Event:
-    """Size-check, decode and normalize one event's JSON."""
+    """Size-check, decode and normalize one event's JSON.
+
+    Most events use only the names of ALIASES, one per field, with valid values: those are
+    decoded straight into a struct (`_Known`) and checked without building a dict. Anything
+    else (another key, two names for one field, a value that needs a refusal) goes through
+    `normalize`, which is the reference: the two give equal events, and only `normalize`
+    refuses (tests/unit/test_normalize_known.py compares them on generated events).
+    """
     if len(raw) > limits.max_event_bytes:
         raise PayloadTooLarge(
             f"the event is {len(raw)} bytes; at most {limits.max_event_bytes} are accepted", code="event_too_large"
         )
-    return normalize(decode_json(bytes(raw)), context, limits)
+    return _normalize_known(raw, context, limits) or normalize(decode_json(bytes(raw)), context, limits)
 
 
 def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
@@ -190,7 +198,7 @@ def normalize(data: Any, context: RequestContext, limits: Limits) -> Event:
 
     generated_id = "event_id" not in values
     return Event(
-        event_id=values.pop("event_id", None) or uuid.uuid4().hex,
+        event_id=values.pop("event_id", None) or new_event_id(context.received_at),
         generated_id=generated_id,
         event_type=event_type,
         timestamp=timestamp,
@@ -239,6 +247,8 @@ def _properties(value: Any, key: str) -> dict[str, Any]:
 
 def _check_properties(properties: dict[str, Any], limits: Limits) -> None:
     """Depth, count and key length of the whole properties tree, without recursion."""
+    if _flat_and_within(properties, limits):
+        return
     count = 0
     stack: list[tuple[str, Any, int]] = [("properties", properties, 1)]
     while stack:
@@ -267,6 +277,155 @@ def _check_properties(properties: dict[str, Any], limits: Limits) -> None:
             raise InvalidEvent(
                 f"have more than {limits.max_properties} keys and items in all", field="properties"
             )
+
+
+def _flat_and_within(properties: dict[str, Any], limits: Limits) -> bool:
+    """The common case, checked without walking: no nesting, few keys, short keys."""
+    return (
+        len(properties) <= limits.max_properties
+        and limits.max_property_depth >= 1
+        and not any(type(value) in (dict, list) for value in properties.values())
+        and all(len(key) <= limits.max_property_key_chars for key in properties)
+    )
+
+
+Id = str | int | None
+Text = str | None
+Time = str | int | float | None
+
+
+class _Known(msgspec.Struct, forbid_unknown_fields=True):
+    """An event that uses only the names of ALIASES (typed loosely enough to never refuse a valid one).
+
+    The preferred name of each field first, in `_CANONICAL` order, then `metadata`, then the other names.
+    """
+
+    event_type: Text | UnsetType = UNSET
+    event_id: Id | UnsetType = UNSET
+    user_id: Id | UnsetType = UNSET
+    anonymous_id: Id | UnsetType = UNSET
+    session_id: Id | UnsetType = UNSET
+    url: Text | UnsetType = UNSET
+    referrer: Text | UnsetType = UNSET
+    channel: Text | UnsetType = UNSET
+    campaign_id: Text | UnsetType = UNSET
+    timestamp: Time | UnsetType = UNSET
+    tags: list[str] | None | UnsetType = UNSET
+    properties: dict[str, Any] | None | UnsetType = UNSET
+    metadata: dict[str, Any] | None | UnsetType = UNSET
+    event_name: Text | UnsetType = UNSET
+    event: Text | UnsetType = UNSET
+    action: Text | UnsetType = UNSET
+    message_id: Id | UnsetType = UNSET
+    messageId: Id | UnsetType = UNSET  # noqa: N815 (the client's name)
+    insert_id: Id | UnsetType = UNSET
+    dollar_insert_id: Id | UnsetType = msgspec.field(default=UNSET, name="$insert_id")
+    userId: Id | UnsetType = UNSET  # noqa: N815
+    distinct_id: Id | UnsetType = UNSET
+    anonymousId: Id | UnsetType = UNSET  # noqa: N815
+    sessionId: Id | UnsetType = UNSET  # noqa: N815
+    page_url: Text | UnsetType = UNSET
+    pageUrl: Text | UnsetType = UNSET  # noqa: N815
+    referer: Text | UnsetType = UNSET
+    campaignId: Text | UnsetType = UNSET  # noqa: N815
+    ts: Time | UnsetType = UNSET
+
+
+_decode_known = msgspec.json.Decoder(_Known).decode
+_CANONICAL = tuple(ALIASES)
+_FIRST_OTHER = len(_CANONICAL) + 1  # after metadata
+_OTHER_NAMES = len(_Known.__struct_fields__) - _FIRST_OTHER
+_POSITION = {name: i for i, name in enumerate(_Known.__struct_encode_fields__)}
+_NAMES_AT = [tuple(_POSITION[name] for name in names) for names in ALIASES.values()][:-1]
+"""Where each field's names are, but `properties`: its other name, metadata, is merged, not an alternative."""
+assert _Known.__struct_encode_fields__[: len(_CANONICAL)] == _CANONICAL and _CANONICAL[-1] == "properties"
+
+
+def _by_field(known: _Known) -> list[Any] | None:
+    """Values in `_CANONICAL` order whichever name each came under (then metadata); None if a field has two."""
+    values = list(msgspec.structs.astuple(known))
+    if values[_FIRST_OTHER:].count(UNSET) == _OTHER_NAMES:
+        return values
+    for field, positions in enumerate(_NAMES_AT):
+        given = [values[at] for at in positions if values[at] is not UNSET]
+        if len(given) > 1:
+            return None
+        values[field] = given[0] if given else UNSET
+    return values
+
+
+def _text(value: Any, max_chars: int) -> str | None:
+    """A present field's text as `normalize` makes it; None when `normalize` would refuse it."""
+    if value is None:
+        return ""
+    if type(value) is int:
+        value = str(value)
+    return value if len(value) <= max_chars else None
+
+
+def _normalize_known(raw: bytes | msgspec.Raw, context: RequestContext, limits: Limits) -> Event | None:
+    """`normalize`'s event for `raw` when it is a plainly valid one of known names, else None (see normalize_raw)."""
+    try:
+        values = _by_field(_decode_known(raw))
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    if values is None:
+        return None
+    (event_type, event_id, user_id, anonymous_id, session_id, url, referrer, channel, campaign_id, raw_time,
+     tags, properties, metadata) = values[:_FIRST_OTHER]
+    if type(event_type) is not str or len(event_type) > limits.max_name_chars or not (event_type := event_type.strip()):
+        return None
+    texts = []
+    for value, max_chars in (
+        (user_id, limits.max_id_chars), (anonymous_id, limits.max_id_chars), (session_id, limits.max_id_chars),
+        (url, limits.max_url_chars), (referrer, limits.max_url_chars), (channel, limits.max_name_chars),
+        (campaign_id, limits.max_name_chars),
+    ):
+        text = "" if value is UNSET else _text(value, max_chars)
+        if text is None:
+            return None
+        texts.append(text)
+    if not (texts[0] or texts[1]):
+        return None
+    if event_id is not UNSET and not (event_id := _text(event_id, limits.max_id_chars)):
+        return None
+    timestamp = context.received_at
+    if raw_time is not UNSET and raw_time is not None:
+        try:
+            timestamp = parse_time(raw_time)
+            check_event_time(timestamp, context.received_at)
+        except ValueError:
+            return None
+    if tags is UNSET or tags is None:
+        tags = []
+    elif len(tags) > limits.max_tags or any(len(tag) > limits.max_tag_chars for tag in tags):
+        return None
+    metadata = {} if metadata is UNSET or metadata is None else metadata
+    properties = metadata if properties is UNSET else {**metadata, **(properties or {})}
+    if not _flat_and_within(properties, limits):
+        try:
+            _check_properties(properties, limits)
+        except InvalidEvent:
+            return None
+    return Event(
+        event_id=new_event_id(context.received_at) if event_id is UNSET else event_id,
+        generated_id=event_id is UNSET,
+        event_type=event_type,
+        timestamp=timestamp,
+        received_at=context.received_at,
+        user_id=texts[0],
+        anonymous_id=texts[1],
+        session_id=texts[2],
+        url=texts[3],
+        referrer=texts[4],
+        channel=texts[5],
+        campaign_id=texts[6],
+        tags=tags,
+        properties=properties,
+        ip=context.ip,
+        project_id=context.project_id,
+        user_agent=context.user_agent[: limits.max_url_chars],
+    )
 
 
 def _kind(value: Any) -> str:

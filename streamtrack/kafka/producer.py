@@ -17,9 +17,11 @@ Each send runs in a producer span whose `traceparent` goes into every record's h
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -30,7 +32,7 @@ from streamtrack.errors import BrokerUnavailable
 from streamtrack.events import Event, encode_event
 from streamtrack.kafka.admin import client_config
 from streamtrack.telemetry import metrics
-from streamtrack.telemetry.tracing import inject_headers, tracer
+from streamtrack.telemetry.tracing import inject_headers, tracer, tracing_enabled
 
 log = structlog.get_logger(__name__)
 
@@ -50,54 +52,90 @@ _BROKEN_PRODUCER = frozenset({
 })
 
 
-class _Pending:
-    """Delivery reports of one send_many call, filled from librdkafka's thread."""
+def producer_config(settings: Settings, **extra: object) -> dict[str, object]:
+    """The API producer's librdkafka properties (the benchmark's raw produce uses them too)."""
+    return client_config(
+        settings,
+        **{
+            "enable.idempotence": True,  # implies acks=all, bounded in-flight, no duplicates on retry
+            "acks": "all",
+            "compression.type": "lz4",
+            "linger.ms": settings.producer_linger_ms,
+            "message.timeout.ms": settings.produce_timeout_ms,
+            "queue.buffering.max.messages": settings.producer_queue_max,
+            "client.id": "streamtrack-api",
+            **extra,
+        },
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+
+class _Acks:
+    """The delivery reports of one send_many call: one callback (`report`) for all its records.
+
+    librdkafka calls `report` on the poll thread, once per record. Successes are only counted
+    (and kept, to tell which records a timed-out wait had reports for); a failure keeps its
+    record, mapped back to its index by value only when there is one. `next(self._reports)`
+    is atomic, so the one report that completes the call, whichever thread gives it, is known
+    without a lock.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, values: list[bytes], producer: EventProducer) -> None:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
-        self._slots: list[str | None] = [_NO_REPORT] * count
-        self._remaining = count
-        self._lock = threading.Lock()
-        if count == 0:
+        self.values = values
+        self._producer = producer
+        self._delivered = producer.delivered
+        self._acked: list[Message] = []
+        self._failed: list[tuple[bytes, str]] = []
+        self._refused: dict[int, str] = {}
+        self._reports = itertools.count(1)
+        self._count = len(values)
+        if not values:
             self.future.set_result(None)
 
-    def reporter(
-        self, index: int, delivered: dict[int, int], on_broken: Callable[[], None]
-    ) -> Callable[[KafkaError | None, Message], None]:
-        def report(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                partition, offset = msg.partition(), msg.offset()
-                if offset > delivered.get(partition, -1):
-                    delivered[partition] = offset
-            elif err.code() in _BROKEN_PRODUCER:
-                on_broken()
-            self._settle(index, None if err is None else f"the broker did not take the event: {err.str()}")
+    def report(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            partition, offset = msg.partition(), msg.offset()
+            if offset > self._delivered.get(partition, -1):
+                self._delivered[partition] = offset
+            self._acked.append(msg)
+        else:
+            if err.code() in _BROKEN_PRODUCER:
+                self._producer._fatal.set()
+            self._failed.append((msg.value() or b"", f"the broker did not take the event: {err.str()}"))
+        if next(self._reports) == self._count:
+            self._producer._settled.append(self)  # the poll thread wakes the loop once per poll for all of them
 
-        return report
+    def refuse(self, index: int, error: str) -> None:
+        """A record produce() refused (on the event loop, so the last one settles the future here)."""
+        self._refused[index] = error
+        if next(self._reports) == self._count:
+            self.settle()
 
-    def fail(self, index: int, error: str) -> None:
-        self._settle(index, error)
-
-    def _settle(self, index: int, error: str | None) -> None:
-        with self._lock:
-            self._slots[index] = error
-            self._remaining -= 1
-            last = self._remaining == 0
-        if last:
-            try:
-                self.loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:  # the loop is closed: nobody waits for this report any more
-                pass
-
-    def _wake(self) -> None:
+    def settle(self) -> None:
         if not self.future.done():
             self.future.set_result(None)
 
     def errors(self) -> list[str | None]:
-        """Per event: None if acknowledged, else why not (unreported slots say 'not in time')."""
-        with self._lock:
-            return list(self._slots)
+        """Per record: None if acknowledged, else why not (records without a report: 'not in time')."""
+        if not self._failed and not self._refused and len(self._acked) == self._count:
+            return [None] * self._count
+        errors: list[str | None] = [_NO_REPORT] * self._count
+        at: dict[bytes, list[int]] = {}
+        for index, value in enumerate(self.values):
+            if index in self._refused:
+                errors[index] = self._refused[index]
+            else:
+                at.setdefault(value, []).append(index)
+        for value, error in [*((m.value() or b"", None) for m in self._acked[:]), *self._failed[:]]:
+            if at.get(value):
+                errors[at[value].pop()] = error  # byte-equal records are interchangeable
+        return errors
+
+
+def _settle_all(settled: list[_Acks]) -> None:
+    for acks in settled:
+        acks.settle()
 
 
 class EventProducer:
@@ -105,20 +143,10 @@ class EventProducer:
         self.topic = settings.topic
         self.retry_after = 1 + settings.produce_timeout_ms // 2000
         self._timeout = settings.produce_timeout_ms / 1000
-        self._config = client_config(
-            settings,
-            **{
-                "enable.idempotence": True,  # implies acks=all, bounded in-flight, no duplicates on retry
-                "acks": "all",
-                "compression.type": "lz4",
-                "linger.ms": settings.producer_linger_ms,
-                "message.timeout.ms": settings.produce_timeout_ms,
-                "queue.buffering.max.messages": settings.producer_queue_max,
-                "client.id": "streamtrack-api",
-                "error_cb": self._on_error,
-            },
-        )
+        self._config = producer_config(settings, error_cb=self._on_error)
         self._fatal = threading.Event()
+        self._settled: list[_Acks] = []
+        """Sends whose last report came in, to be woken by the poll thread (list.append is atomic)."""
         self._producer = Producer(self._config)
         metrics.PRODUCER_QUEUE.set_function(self.pending)
         self.delivered: dict[int, int] = {}
@@ -144,42 +172,40 @@ class EventProducer:
     async def send_many(self, events: Sequence[Event]) -> list[BrokerUnavailable | None]:
         """Produce events and wait for all acknowledgements; one result per event (None = stored).
 
-        One future per call, not per event: the delivery reports fill a shared slot list and
-        only the last one wakes the event loop, so a 1,000-event batch costs one wake-up.
+        One future per call, not per event, and one delivery callback object for all its
+        records; the poll thread wakes the event loop once per poll for every call completed
+        in it, so neither a 1,000-event batch nor 32 concurrent /track requests cost a
+        wake-up per event.
         """
-        pending = _Pending(asyncio.get_running_loop(), len(events))
+        values = [encode_event(event) for event in events]
+        acks = _Acks(asyncio.get_running_loop(), values, self)
         started = time.perf_counter()
         with tracer().start_as_current_span(
             f"publish {self.topic}", kind=SpanKind.PRODUCER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": self.topic,
                         "messaging.operation.type": "publish", "messaging.batch.message_count": len(events)},
-        ) as span:
+        ) if tracing_enabled() else contextlib.nullcontext() as span:
             headers = inject_headers(HEADERS)
-            producer = self._producer
+            produce, topic, report = self._producer.produce, self.topic, acks.report
             for index, event in enumerate(events):
                 try:
-                    producer.produce(
-                        self.topic,
-                        value=encode_event(event),
-                        key=event.partition_key.encode(),
-                        headers=headers,
-                        on_delivery=pending.reporter(index, self.delivered, self._fatal.set),
-                    )
+                    produce(topic, values[index], event.partition_key.encode(), headers=headers, on_delivery=report)
                 except BufferError:
-                    pending.fail(index, "too many events are waiting for the broker")
+                    acks.refuse(index, "too many events are waiting for the broker")
                 except KafkaException as exc:
-                    pending.fail(index, f"the broker refused the event: {exc}")
-            if not pending.future.done():
+                    acks.refuse(index, f"the broker refused the event: {exc}")
+            if not acks.future.done():
                 # librdkafka reports every message by message.timeout.ms; the margin covers the poll interval.
-                await asyncio.wait([pending.future], timeout=self._timeout + 2)
-            failed = sum(error is not None for error in pending.errors())
-            if failed:
+                timer = acks.loop.call_later(self._timeout + 2, acks.settle)
+                try:
+                    await acks.future
+                finally:
+                    timer.cancel()
+            errors = acks.errors()
+            if span is not None and (failed := sum(error is not None for error in errors)):
                 span.set_status(StatusCode.ERROR, f"{failed} of {len(events)} events not acknowledged")
         metrics.PRODUCE_LATENCY.observe(time.perf_counter() - started)
-        return [
-            None if error is None else BrokerUnavailable(error, retry_after=self.retry_after)
-            for error in pending.errors()
-        ]
+        return [None if error is None else BrokerUnavailable(error, retry_after=self.retry_after) for error in errors]
 
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's client-level errors (its thread); a fatal one retires the producer."""
@@ -201,6 +227,18 @@ class EventProducer:
                     self._fatal.set()
                 else:
                     log.warning("producer poll failed", error=str(exc))
+            self._wake_settled()
+
+    def _wake_settled(self) -> None:
+        """One wake-up per event loop for every send completed in the last poll."""
+        if not self._settled:
+            return
+        settled, self._settled = self._settled, []
+        for loop in {acks.loop for acks in settled}:
+            try:
+                loop.call_soon_threadsafe(_settle_all, [acks for acks in settled if acks.loop is loop])
+            except RuntimeError:  # the loop is closed: nobody waits for these reports any more
+                pass
 
     def _replace_producer(self) -> None:
         """A fresh producer for new sends; the old one's unacknowledged events fail (-> 503)."""
