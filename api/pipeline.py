@@ -23,7 +23,6 @@ import threading
 import time
 
 import msgspec
-from confluent_kafka.admin import AdminClient
 from litestar import Request, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -33,7 +32,7 @@ from streamtrack.api.services import Services
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.kafka.admin import client_config
-from streamtrack.kafka.lag_reader import lag_admin_client, read_lag
+from streamtrack.kafka.lag_reader import LagAdminClient, lag_admin_client, read_lag
 from streamtrack.kafka.offsets import end_offsets, existing_partitions
 from streamtrack.store import EventStore
 from streamtrack.store.ingest_rate import WINDOW_S, ingest_rate
@@ -65,7 +64,7 @@ class StatusReader:
     def __init__(self, settings: Settings, store: EventStore) -> None:
         self.settings = settings
         self.store = store
-        self._admin: AdminClient | None = None
+        self._admin: LagAdminClient | None = None
         self._lock = threading.Lock()
         self._cached: dict[str | None, tuple[float, PipelineStatus]] = {}
         """Per project: the ingest rate counts the caller's project's events only (Kafka's figures are the pipeline's)."""

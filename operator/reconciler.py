@@ -19,10 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-
 from streamtrack.errors import BrokerUnavailable, ConfigError
-from streamtrack.kafka.lag_reader import TopicLag, lag_admin_client, read_lag
+from streamtrack.kafka.lag_reader import LagAdminClient, TopicLag, lag_admin_client, read_lag
 from streamtrack.operator import metrics
 from streamtrack.operator.kube import Kube
 from streamtrack.operator.policy import Decision, Observation, Recommendation, Sample, decide, measure_rates
@@ -53,7 +51,7 @@ class Reconciler:
         self.kube = kube
         self.clock = clock
         self.kafka_timeout = kafka_timeout
-        self._admins: dict[tuple[str, tuple[tuple[str, str], ...]], AdminClient] = {}
+        self._admins: dict[tuple[str, tuple[tuple[str, str], ...]], LagAdminClient] = {}
 
     def due(self, spec: Any, status: dict[str, Any]) -> bool:
         """True when the resource's poll interval has passed since its last poll."""
@@ -182,7 +180,7 @@ class Reconciler:
         involved = {"name": target.name, **({"uid": target.uid} if target.uid else {})}
         self.kube.create_event(target.namespace, involved, type_, reason, message)
 
-    def _admin(self, spec: WorkerAutoscalerSpec, auth: dict[str, str]) -> AdminClient:
+    def _admin(self, spec: WorkerAutoscalerSpec, auth: dict[str, str]) -> LagAdminClient:
         """One admin client per (servers, credentials): a new Secret value gives a new client."""
         key = (spec.kafka.bootstrap_servers, tuple(sorted(auth.items())))
         if key not in self._admins:

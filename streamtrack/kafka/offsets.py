@@ -1,23 +1,39 @@
 """Committed offsets, end offsets and consumer lag per partition.
 
-Used by the dev mode's drain and the tests today, and by the operator's lag reader.
+The one place that reads a consumer group's committed offsets from outside the group: the lag
+reader (so the operator and /pipeline/status), the fault fixtures, tests and benches all call
+`committed_offsets`. It reads them through a consumer of the group that never subscribes (so
+it never joins the group or moves its partitions), not through the admin API: librdkafka's
+admin ListConsumerGroupOffsets dereferences a null group handle when the coordinator answers
+NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS and crashes the whole process (librdkafka#5040,
+still in confluent-kafka 2.16.1); Apache Kafka answers so while __consumer_offsets loads, on a
+fresh cluster or after a coordinator moves. The consumer lives for one read and is closed, so
+no idle client keeps reconnecting to a broker that went away.
 Note: the zero-dependency dev broker (Tansu v0.6, `streamtrack dev --broker tansu`) reports
 a partition's high watermark as the base offset of its last record batch + 1, so on it
 `end_offsets` under-counts after batched produces; Apache Kafka's are exact. The dev mode's
-drain compares committed offsets with the producer's delivery reports, exact on both.
+drain compares the worker's committed offsets with the producer's delivery reports, exact on both.
 """
 
 from __future__ import annotations
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streamtrack.errors import BrokerUnavailable
 
 NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: the group has committed nothing here
+# answers of a group coordinator that is loading or moving: asked again until the timeout
+COORDINATOR_MOVING = frozenset({KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                                KafkaError.COORDINATOR_NOT_AVAILABLE})
+RETRY_PAUSE_S = 0.2
 
 
-def existing_partitions(admin: AdminClient, topic: str, timeout: float = 5.0) -> list[int] | None:
+def existing_partitions(admin: AdminClient | Consumer, topic: str, timeout: float = 5.0) -> list[int] | None:
     """The topic's partitions, or None when the broker answers that the topic does not exist."""
     try:
         meta = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
@@ -30,7 +46,7 @@ def existing_partitions(admin: AdminClient, topic: str, timeout: float = 5.0) ->
     return sorted(meta.partitions)
 
 
-def partitions(admin: AdminClient, topic: str, timeout: float = 5.0) -> list[int]:
+def partitions(admin: AdminClient | Consumer, topic: str, timeout: float = 5.0) -> list[int]:
     found = existing_partitions(admin, topic, timeout)
     if found is None:
         raise BrokerUnavailable(f"topic {topic!r} is not available")
@@ -38,19 +54,33 @@ def partitions(admin: AdminClient, topic: str, timeout: float = 5.0) -> list[int
 
 
 def committed_offsets(
-    admin: AdminClient, group: str, topic: str, timeout: float = 5.0, *, of: list[int] | None = None
+    config: Mapping[str, Any], group: str, topic: str, timeout: float = 5.0, *, of: list[int] | None = None
 ) -> dict[int, int]:
-    """partition -> next offset the group will read (NO_OFFSET where it never committed).
+    """partition -> next offset `group` will read (NO_OFFSET where it never committed).
 
-    `of`: the partitions to ask about, when the caller read the metadata already.
+    `config`: the client settings (servers, credentials); `of`: the partitions to ask about,
+    when the caller read the metadata already. A coordinator that is loading or moving is asked
+    again until `timeout`; after that, or on any other error, BrokerUnavailable.
     """
-    of = partitions(admin, topic, timeout) if of is None else of
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in of])
+    deadline = time.monotonic() + timeout
+    consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
     try:
-        result = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group].result(timeout)
-    except KafkaException as exc:
-        raise BrokerUnavailable(f"cannot read offsets of group {group!r}: {exc}") from exc
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
+        wanted = [TopicPartition(topic, p) for p in (partitions(consumer, topic, timeout) if of is None else of)]
+        while True:
+            try:
+                found = consumer.committed(wanted, timeout=max(0.1, deadline - time.monotonic()))
+                failed = next((tp.error for tp in found if tp.error is not None), None)
+                if failed is not None:
+                    raise KafkaException(failed)
+                return {tp.partition: tp.offset for tp in found}
+            except KafkaException as exc:
+                error = exc.args[0]
+                moving = error.code() in COORDINATOR_MOVING or error.retriable()
+                if not moving or time.monotonic() + RETRY_PAUSE_S > deadline:
+                    raise BrokerUnavailable(f"cannot read offsets of group {group!r}: {exc}") from exc
+                time.sleep(RETRY_PAUSE_S)
+    finally:
+        consumer.close()
 
 
 def end_offsets(admin: AdminClient, topic: str, timeout: float = 5.0, *, of: list[int] | None = None) -> dict[int, int]:

@@ -1,8 +1,9 @@
 """The operator's lag reader against Apache Kafka (the session's single node).
 
 A topic with several partitions, a real consumer group that consumes part of it, and the
-lag read through the admin API equals the records left, per partition. Records are
-produced in batches, as any producer sends them: Kafka's high watermarks are exact.
+lag read (committed offsets through a consumer of the group, watermarks through the admin API)
+equals the records left, per partition. Records are produced in batches, as any producer sends
+them: Kafka's high watermarks are exact.
 """
 
 from __future__ import annotations

@@ -17,8 +17,7 @@ import uuid
 from pathlib import Path
 
 from streamtrack.config import load_settings
-from streamtrack.kafka import committed_offsets
-from streamtrack.kafka.admin import admin_client
+from streamtrack.kafka import client_config, committed_offsets
 from tests.fixtures.pipeline import pipeline_env, start_pipeline
 
 READ_BACK = """
@@ -46,10 +45,10 @@ def test_sigkill_mid_stream_then_a_new_worker_stores_every_event_once(broker, st
     )
     settings = load_settings(env=env)
     api, stop_api = start_pipeline(settings, store, with_worker=False)
-    admin = admin_client(settings)
+    config = client_config(settings)
 
     def committed_total() -> int:
-        return sum(max(o, 0) for o in committed_offsets(admin, settings.consumer_group, settings.topic).values())
+        return sum(max(o, 0) for o in committed_offsets(config, settings.consumer_group, settings.topic).values())
 
     sent: set[str] = set()
     total = 10_000
@@ -79,7 +78,7 @@ def test_sigkill_mid_stream_then_a_new_worker_stores_every_event_once(broker, st
         delivered = dict(api.services.producer.delivered)
 
         def caught_up() -> bool:
-            offsets = committed_offsets(admin, settings.consumer_group, settings.topic)
+            offsets = committed_offsets(config, settings.consumer_group, settings.topic)
             return all(offsets.get(p, -1) > offset for p, offset in delivered.items())
 
         api.wait_for(caught_up, timeout=90, what="the second worker to catch up")
