@@ -94,6 +94,9 @@ def fill(store: EventStore, *, size: int, start: int, span: int) -> None:
         store.backend.command(
             FILL.format(db=store.database, types=TYPES, start=start, span=span, total=size, first=first, count=count)
         )
+    # Measure a settled table: background merges of the fill would compete with the queries.
+    while store.backend.query("SELECT count() FROM system.merges WHERE database = {db:String}", {"db": store.database}) != [(0,)]:
+        time.sleep(1)
 
 
 class WithoutProjections:
