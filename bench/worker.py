@@ -27,11 +27,11 @@ import uuid
 from pathlib import Path
 
 import structlog
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from streamtrack.config import load_settings
 from streamtrack.events import Event, decode_event, encode_event
-from streamtrack.kafka import client_config, ensure_topics
+from streamtrack.kafka import client_config, committed_offsets, ensure_topics
 from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.store import EventStore, open_store
 from streamtrack.store.schema import EVENTS_TABLE, events_table_statement
@@ -115,8 +115,7 @@ def fill_topic(env: dict[str, str], records: list[bytes]) -> dict[int, int]:
 def worker_process(env: dict[str, str], last: dict[int, int], count: int) -> tuple[float, int]:
     """Run `streamtrack worker` until it committed everything; (steady events/s, peak RSS bytes)."""
     settings = load_settings(env=env)
-    probe = Consumer(client_config(settings, **{"group.id": settings.consumer_group, "enable.auto.commit": False}))
-    partitions = [TopicPartition(settings.topic, p) for p in last]
+    config = client_config(settings)
     folder = Path(env["STREAMTRACK_DATA_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     log = open(folder / "worker.log", "wb")  # noqa: SIM115
@@ -126,10 +125,10 @@ def worker_process(env: dict[str, str], last: dict[int, int], count: int) -> tup
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            committed = probe.committed(partitions, timeout=10)
-            done = sum(max(tp.offset, 0) for tp in committed)
+            committed = committed_offsets(config, settings.consumer_group, settings.topic, timeout=10, of=list(last))
+            done = sum(max(offset, 0) for offset in committed.values())
             samples.append((time.perf_counter(), done))
-            if all(tp.offset > last[tp.partition] for tp in committed):
+            if all(committed[p] > offset for p, offset in last.items()):
                 break
             time.sleep(0.2)
         else:
@@ -137,7 +136,6 @@ def worker_process(env: dict[str, str], last: dict[int, int], count: int) -> tup
     finally:
         process.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(process.pid, 0)
-        probe.close()
         log.close()
     started = next((s for s in samples if s[1] > 0), samples[0])
     rate = (samples[-1][1] - started[1]) / max(samples[-1][0] - started[0], 1e-9)
