@@ -2,8 +2,9 @@
 
 Everything ships inside the package (`dashboard_assets/`), nothing comes from a CDN: clusters
 are often offline. The page is plain ES modules with no build step; it polls the JSON API
-(`/analytics/*`, `/activities`, `/pipeline/status`) and draws with Chart.js (vendored from
-npm with its licence, see `dashboard_assets/vendor/`).
+(`/analytics/*` incl. retention and sessions, `/dead-letters`, `/pipeline/status`), follows the
+live feed pushed by `/activities/stream` (live.js; `/activities` is polled only while the stream
+is down) and draws with Chart.js (vendored from npm with its licence, see `dashboard_assets/vendor/`).
 
 The load-generator buttons only make sense in `streamtrack dev`, which registers
 `/dev/loadgen`; the page is told whether that route exists, so it never probes a 404.

@@ -206,7 +206,10 @@ class LiveFeed:
         assert consumer is not None
         while self._running:
             try:
-                messages = consumer.consume(num_messages=500, timeout=POLL_SECONDS)
+                # poll() returns with the first record; consume(timeout=0) then takes what else is queued.
+                # (consume(500, timeout) alone waits for 500 records or the timeout: a delay on every event.)
+                first = consumer.poll(POLL_SECONDS)
+                messages = [] if first is None else [first, *consumer.consume(num_messages=499, timeout=0)]
             except KafkaException as exc:
                 log.warning("live feed poll failed", error=str(exc))
                 continue

@@ -95,3 +95,12 @@ export function timeRange(seconds) {
   const from = new Date(to.getTime() - seconds * 1000);
   return { from: from.toISOString(), to: to.toISOString() };
 }
+
+/** GET a Server-Sent Events stream with the read key (EventSource cannot send one); the caller reads the body. */
+export async function openStream(path, params, lastEventId, signal) {
+  const headers = { Accept: "text/event-stream" };
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+  const response = await fetchWithKey(url(path, params), { headers, signal, cache: "no-store" });
+  if (!response.ok) await parse(response, path); // throws the API's message
+  return response;
+}

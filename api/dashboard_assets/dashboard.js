@@ -1,14 +1,17 @@
 // The StreamTrack dashboard: every panel polls its JSON endpoint every few seconds while the
-// tab is visible. Panels fail on their own: an error shows in the panel, the others go on.
+// tab is visible; the live feed is pushed (live.js), and polled only while its stream is down.
+// Panels fail on their own: an error shows in the panel, the others go on.
 
 import { getJSON, sendJSON, timeRange } from "./api.js";
 import { onThemeChange, palette, render } from "./charts.js";
+import { follow } from "./live.js";
 
 const REFRESH_MS = 3000;
 const FEED_SIZE = 20;
 const number = new Intl.NumberFormat();
 const decimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 }); // 12.3K: fits its card
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -18,6 +21,8 @@ const state = {
   groupBy: $("#group-by").value,
   dimension: $("#dimension").value,
   steps: parseSteps($("#funnel-steps").value),
+  retentionPeriod: $("#retention-period").value,
+  feedMode: "connecting", // stream (pushed) | poll (fallback)
   loadgen: document.body.dataset.loadgen === "true",
   seen: new Set(), // event ids already in the feed, to highlight the new ones
   refreshes: 0,
@@ -71,7 +76,17 @@ async function activeUsers() {
   const data = await getJSON("/analytics/active-users", { window_minutes: 5 });
   setText('[data-card="active_now"] .value', number.format(data.active_now));
   setText('[data-hint="window"]', `users in the last ${data.window_minutes} min`);
-  setText('[data-card="dau"] .value', `${number.format(data.dau)} / ${number.format(data.wau)} / ${number.format(data.mau)}`);
+  const trio = [data.dau, data.wau, data.mau].flatMap((value, index) => {
+    const figure = document.createElement("span");
+    figure.textContent = compact.format(value);
+    figure.title = number.format(value);
+    if (!index) return [figure];
+    const sep = document.createElement("span");
+    sep.className = "sep";
+    sep.textContent = "/";
+    return [sep, figure];
+  });
+  $('[data-card="dau"] .value').replaceChildren(...trio);
   setText('[data-hint="date"]', `on ${data.date}`);
 }
 
@@ -207,24 +222,120 @@ function escapeHtml(text) {
   return span.innerHTML;
 }
 
+function feedItem(event, source, fresh) {
+  const item = document.createElement("li");
+  item.dataset.eventId = event.event_id;
+  item.dataset.source = source;
+  if (fresh) item.className = "new";
+  const who = event.user_id || event.anonymous_id;
+  item.innerHTML = `<time>${escapeHtml(new Date(event.timestamp).toLocaleTimeString([], { hourCycle: "h23" }))}</time>`
+    + `<span class="type">${escapeHtml(event.event_type)}</span>`
+    + `<span class="who">${escapeHtml(who)}${event.url ? " · " + escapeHtml(event.url) : ""}</span>`;
+  return item;
+}
+
+function fadeNew(list) {
+  setTimeout(() => list.querySelectorAll("li.new").forEach((item) => item.classList.remove("new")), 1500);
+}
+
+/** The feed from /activities: its first fill, and every refresh while the stream is down. */
 async function feed() {
   const page = await getJSON("/activities", { limit: FEED_SIZE });
   const first = state.seen.size === 0;
-  const items = page.data.map((event) => {
-    const item = document.createElement("li");
-    item.dataset.eventId = event.event_id;
-    if (!first && !state.seen.has(event.event_id)) item.className = "new";
-    const who = event.user_id || event.anonymous_id;
-    item.innerHTML = `<time>${escapeHtml(new Date(event.timestamp).toLocaleTimeString([], { hourCycle: "h23" }))}</time>`
-      + `<span class="type">${escapeHtml(event.event_type)}</span>`
-      + `<span class="who">${escapeHtml(who)}${event.url ? " · " + escapeHtml(event.url) : ""}</span>`;
-    return item;
-  });
+  const items = page.data.map((event) => feedItem(event, "poll", !first && !state.seen.has(event.event_id)));
   page.data.forEach((event) => state.seen.add(event.event_id));
   const list = $("#feed");
   list.replaceChildren(...items);
   if (!items.length) list.innerHTML = '<li class="muted">No events yet: send one to /track</li>';
-  setTimeout(() => list.querySelectorAll("li.new").forEach((item) => item.classList.remove("new")), 1500);
+  fadeNew(list);
+}
+
+/** An event pushed by the stream: on top of the list at once. */
+function pushed(event) {
+  if (state.seen.has(event.event_id)) return;
+  state.seen.add(event.event_id);
+  const list = $("#feed");
+  list.querySelector("li.muted")?.remove();
+  list.prepend(feedItem(event, "stream", true));
+  while (list.children.length > FEED_SIZE) list.lastElementChild.remove();
+  fadeNew(list);
+}
+
+function setFeedMode(mode) {
+  state.feedMode = mode;
+  $("#feed-panel").dataset.mode = mode;
+  setText("#feed-mode", mode === "stream" ? "pushed live, newest first" : "polling, newest first");
+}
+
+async function retention() {
+  const period = state.retentionPeriod;
+  const data = await getJSON("/analytics/retention", { period, periods: 8 });
+  const periods = Math.max(0, ...data.cohorts.map((cohort) => cohort.rates.length));
+  const name = period === "week" ? "Week" : "Day";
+  const head = $("#retention thead tr");
+  head.replaceChildren(...["Cohort", "Users", ...Array.from({ length: periods }, (_, k) => `${name} ${k}`)].map((text, index) => {
+    const th = document.createElement("th");
+    th.textContent = text;
+    if (index > 0) th.className = "num";
+    return th;
+  }));
+  const body = $("#retention tbody");
+  body.replaceChildren(...data.cohorts.map((cohort) => {
+    const tr = document.createElement("tr");
+    const label = document.createElement("td");
+    label.textContent = cohort.cohort;
+    const users = document.createElement("td");
+    users.className = "num";
+    users.textContent = number.format(cohort.users);
+    tr.append(label, users);
+    for (let k = 0; k < periods; k++) {
+      const cell = document.createElement("td");
+      if (k < cohort.rates.length) {
+        cell.className = "num rate";
+        cell.textContent = percent.format(cohort.rates[k]).replace(/\s/g, "");
+        cell.title = `${number.format(cohort.retained[k])} of ${number.format(cohort.users)} users`;
+        cell.style.setProperty("--rate", String(cohort.rates[k]));
+      }
+      tr.append(cell);
+    }
+    return tr;
+  }));
+  if (!data.cohorts.length) body.innerHTML = '<tr><td colspan="2" class="muted">No users first seen in these periods</td></tr>';
+  $("#retention").dataset.period = period;
+}
+
+function duration(seconds) {
+  if (seconds < 60) return `${decimal.format(seconds)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+async function sessions() {
+  const data = await getJSON("/analytics/sessions", timeRange(state.range));
+  setText('[data-session="sessions"]', number.format(data.sessions));
+  setText('[data-session="median_session_seconds"]', duration(data.median_session_seconds));
+  setText('[data-session="bounce_rate"]', percent.format(data.bounce_rate));
+  setText('[data-session="pages_per_session"]', decimal.format(data.pages_per_session));
+}
+
+async function deadLetters() {
+  const [counts, newest] = await Promise.all([getJSON("/dead-letters/counts"), getJSON("/dead-letters", { limit: 5 })]);
+  setText('[data-dead="total"]', number.format(counts.total));
+  const reasons = Object.entries(counts.counts).sort((a, b) => b[1] - a[1]);
+  $("#dead-letter-reasons").replaceChildren(...reasons.map(([reason, count]) => {
+    const item = document.createElement("li");
+    item.innerHTML = `${escapeHtml(reason)} <b>${number.format(count)}</b>`;
+    return item;
+  }));
+  $("#dead-letter-list").replaceChildren(...newest.data.map((letter) => {
+    const item = document.createElement("li");
+    item.title = letter.error;
+    item.innerHTML = `<time>${escapeHtml(new Date(letter.dead_at).toLocaleTimeString([], { hourCycle: "h23" }))}</time>`
+      + `<span class="type">${escapeHtml(letter.reason)}</span><span class="who">${escapeHtml(letter.error)}</span>`;
+    return item;
+  }));
+  if (!newest.data.length) $("#dead-letter-list").innerHTML = '<li class="muted">None: every record was stored</li>';
 }
 
 async function pipeline() {
@@ -273,7 +384,10 @@ async function refresh() {
     panel("breakdown-panel", breakdown),
     panel("top-pages-panel", topPages),
     panel("funnel-panel", funnel),
-    panel("feed-panel", feed),
+    ...(state.feedMode === "stream" && state.seen.size ? [] : [panel("feed-panel", feed)]),
+    panel("retention-panel", retention),
+    panel("sessions-panel", sessions),
+    panel("dead-letters-panel", deadLetters),
     panel("overview", async () => { await Promise.all([overview(), activeUsers()]); }),
     ...(state.loadgen ? [panel("loadgen", loadgenStatus)] : []),
   ]);
@@ -301,6 +415,7 @@ function bindControls() {
   onChange("#interval", "interval");
   onChange("#group-by", "groupBy");
   onChange("#dimension", "dimension");
+  onChange("#retention-period", "retentionPeriod");
   $("#funnel-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.steps = parseSteps($("#funnel-steps").value);
@@ -324,3 +439,4 @@ function bindControls() {
 bindControls();
 refresh();
 setInterval(refresh, REFRESH_MS);
+follow("/activities/stream", { onEvent: pushed, onGap: () => panel("feed-panel", feed), onMode: setFeedMode });
