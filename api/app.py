@@ -18,7 +18,7 @@ from streamtrack.api.errors import EXCEPTION_HANDLERS
 from streamtrack.api.health import healthz, readyz
 from streamtrack.api.http_guard import BodyGuard
 from streamtrack.api.identities import IDENTITY_HANDLERS
-from streamtrack.api.ingest import batch, track
+from streamtrack.api.ingest import SERVICES_STATE_KEY, batch, track
 from streamtrack.api.live import activities_stream
 from streamtrack.api.openapi import docs_assets_router, openapi_config, swagger_init
 from streamtrack.api.pipeline import pipeline_status
@@ -55,6 +55,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
     )
     settings = services.settings
     app.state["settings"] = settings  # for the server (api/server.py): its HTTP limits and trusted proxies
+    app.state[SERVICES_STATE_KEY] = services  # for /track and /batch, which skip dependency injection
     app.asgi_handler = AuthGate(app.asgi_handler, settings, services.store)  # keys, limits, CORS
     app.asgi_handler = BodyGuard(app.asgi_handler, settings.http_body_timeout_seconds)  # slow or vanished bodies
     app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from asyncio import TimerHandle
 from typing import Any
 
@@ -182,7 +181,7 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.body_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         whole = False
         timed_out = False
 
@@ -191,7 +190,8 @@ class BodyGuard:
             if whole:
                 return await receive()
             try:
-                message: Any = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+                async with asyncio.timeout_at(deadline):  # a timer, not wait_for's task per receive
+                    message: Any = await receive()
             except TimeoutError:
                 timed_out = True
                 raise RequestTimeout(f"the request body did not arrive within {self.body_timeout_s:g} s") from None

@@ -11,6 +11,7 @@ may hold personal data).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -30,9 +31,14 @@ QUIET_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
 """Probes and scrapes, every few seconds: counted, logged only at debug level."""
 
 
+_MAX_CACHED_SERIES = 10_000
+"""Methods are the client's choice: past this many label sets, `labels()` is asked each time."""
+
+
 class RequestTelemetry:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,25 +54,40 @@ class RequestTelemetry:
                 status = message["status"]
             await send(message)
 
-        parent = extract(_headers(scope)) if tracing_enabled() else None
-        with tracer().start_as_current_span(
-            f"{method} {scope['path']}", context=parent, kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope["path"]},
-        ) as span:
+        # Without a tracer provider there is no span to make: even a no-op one cost ~4 µs a request.
+        span = None
+        if tracing_enabled():
+            span = tracer().start_as_current_span(
+                f"{method} {scope['path']}", context=extract(_headers(scope)), kind=SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": scope["path"]},
+            )
+        with span if span is not None else contextlib.nullcontext() as current:
             try:
                 await self.app(scope, receive, send_and_note)
             finally:
                 route = scope.get("path_template") or UNMATCHED_ROUTE
                 seconds = time.perf_counter() - started
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(StatusCode.ERROR)
-                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                metrics.HTTP_LATENCY.labels(method, route).observe(seconds)
+                if current is not None:
+                    current.update_name(f"{method} {route}")
+                    current.set_attribute("http.route", route)
+                    current.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        current.set_status(StatusCode.ERROR)
+                requests, latency = self._series(method, route, status)
+                requests.inc()
+                latency.observe(seconds)
                 level = log.debug if scope["path"] in QUIET_PATHS else log.info
                 level("request", method=method, path=scope["path"], status=status, ms=round(seconds * 1000, 2))
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram of these labels, looked up once (`labels()` locks and hashes)."""
+        key = (method, route, status)
+        series = self._children.get(key)
+        if series is None:
+            series = (metrics.HTTP_REQUESTS.labels(method, route, str(status)), metrics.HTTP_LATENCY.labels(method, route))
+            if len(self._children) < _MAX_CACHED_SERIES:
+                self._children[key] = series
+        return series
 
 
 def _headers(scope: Scope) -> dict[str, str]:
