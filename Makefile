@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -99,6 +99,9 @@ deploy:
 
 smoke: $(STAMP)
 	$(BIN)/streamtrack smoke --url "$$(scripts/api-url.sh)"
+
+smoke-grpc: $(STAMP)
+	$(BIN)/python -P scripts/grpc_smoke.py --url "$$(scripts/api-url.sh)"
 
 rollback:
 	helm rollback "$${RELEASE:-streamtrack}" --namespace "$${NAMESPACE:-streamtrack}" --wait

@@ -19,7 +19,7 @@ def test_stages_in_delivery_order() -> None:
 def test_every_stage_command_is_a_make_target_that_expands() -> None:
     steps = re.findall(r"\bsh '([^']*)'", JENKINSFILE)
     targets = sorted({t for step in steps for t in re.findall(r"\bmake ([a-z][a-z-]*)", step)})
-    assert targets == ["deploy", "lint-deploy", "push-images", "rollback", "smoke", "test"]
+    assert targets == ["deploy", "lint-deploy", "push-images", "rollback", "smoke", "smoke-grpc", "test"]
     env = {"PATH": "/usr/bin:/bin", "IMAGE_REGISTRY": "registry.example/st", "IMAGE_TAG": "abc123", "HOME": "/tmp"}
     for target in targets:
         # -n prints the recipe without running it; -o keeps the set-up stamp from being rebuilt.
@@ -41,3 +41,4 @@ def test_deploy_is_atomic_and_rolls_back() -> None:
     deploy = (ROOT / "scripts" / "deploy.sh").read_text()
     assert "helm upgrade --install" in deploy and "--atomic" in deploy and "--wait" in deploy
     assert "make smoke || { make rollback; exit 1; }" in JENKINSFILE
+    assert "make smoke-grpc || { make rollback; exit 1; }" in JENKINSFILE
