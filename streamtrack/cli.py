@@ -19,6 +19,7 @@ from streamtrack.auth.command import add_arguments as add_keys_arguments
 from streamtrack.config import Settings, load_settings, settings_table
 from streamtrack.deadletters.command import add_arguments as add_dlq_arguments
 from streamtrack.errors import ConfigError, RetryableError
+from streamtrack.extras import missing_extra
 from streamtrack.loadgen.command import add_arguments as add_loadgen_arguments
 from streamtrack.loadgen.command import run as run_loadgen
 from streamtrack.replay import add_arguments as add_replay_arguments
@@ -71,7 +72,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _run(_parser().parse_args(argv))
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)  # a library of an extra this install left out
+        if message is None:
+            raise
+        print(f"streamtrack: {message}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "config" and args.markdown:
         print(settings_table())
         return 0

@@ -16,18 +16,19 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from confluent_kafka import KafkaException, Producer
 
-from streamtrack.archive.objects import ObjectStore
-from streamtrack.archive.writer import ARCHIVE_REPLAY
-from streamtrack.archive.reader import Selection, read_events, select_objects
 from streamtrack.config import Settings
 from streamtrack.errors import BrokerUnavailable
 from streamtrack.events import encode_event
 from streamtrack.kafka.admin import client_config
 from streamtrack.timestamps import parse_time
 from streamtrack.worker.records import REPLAY_HEADER
+
+if TYPE_CHECKING:
+    from streamtrack.archive.reader import Selection
 
 FLUSH_TIMEOUT_S = 60.0
 
@@ -60,6 +61,10 @@ def replay(
     The archive is STREAMTRACK_ARCHIVE_BUCKET/PREFIX at STREAMTRACK_ARCHIVE_ENDPOINT (the
     command's --bucket and --prefix override them). Returns once the broker acknowledged all.
     """
+    from streamtrack.archive.objects import ObjectStore  # the [archive] extra
+    from streamtrack.archive.reader import read_events, select_objects
+    from streamtrack.archive.writer import ARCHIVE_REPLAY
+
     started = time.monotonic()
     objects = ObjectStore(settings)
     selected = select_objects(objects, settings.archive_prefix, selection)
@@ -131,6 +136,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """The `streamtrack replay` command: a progress bar while it runs, a summary at the end."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from streamtrack.archive.reader import Selection
 
     try:
         since = parse_time(args.since) if args.since else None

@@ -53,6 +53,22 @@ def test_final_stage_is_slim_pinned_non_root_and_drains_on_sigterm(name: str, co
     assert "STOPSIGNAL SIGTERM" in final and "HEALTHCHECK" in final
     assert 'ENTRYPOINT ["streamtrack"]' in final and f'CMD ["{command}"]' in final
     assert "-c constraints.txt" in stages[0]
+    assert "COPY pyproject.toml setup.py constraints.txt README.md ./" in stages[0], "setup.py finds the packages"
+
+
+# What each image's commands need (streamtrack/extras.py): the API image serves `api` and `grpc` (the chart's
+# gRPC Deployment), the worker image `worker`, `migrate`, `operator` and `archive`. Neither carries chdb
+# (ClickHouse is a server in a deployment); the API image carries no kopf either.
+IMAGE_EXTRAS = {"Dockerfile.api": ({"grpc"}, ("chdb", "kopf")), "Dockerfile.worker": ({"operator", "archive"}, ("chdb",))}
+
+
+@pytest.mark.parametrize(("name", "extras", "left_out"), [(name, *value) for name, value in IMAGE_EXTRAS.items()])
+def test_each_image_installs_only_the_extras_its_commands_need(name: str, extras: set[str], left_out: tuple[str]) -> None:
+    installs = re.findall(r"pip install .*'/src\[([\w,]+)\]'$", (ROOT / name).read_text(), re.M)
+    assert [set(found.split(",")) for found in installs] == [extras]
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = declared["dependencies"] + [req for extra in extras for req in declared["optional-dependencies"][extra]]
+    assert not [req for req in installed if req.startswith(left_out)]
 
 
 def test_dockerignore_sends_only_the_package_sources() -> None:
@@ -62,10 +78,9 @@ def test_dockerignore_sends_only_the_package_sources() -> None:
 
 
 def _package_folders() -> set[str]:
-    """Top-level folders holding the distribution's packages, from pyproject.toml."""
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    mapped = setuptools.get("package-dir", {})
-    return {mapped.get(package, package.replace(".", "/")).split("/")[0] for package in setuptools["packages"]}
+    """Top-level folders holding the distribution's packages: streamtrack/ and the folders mapped into it."""
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return {"streamtrack", *(folder.split("/")[0] for folder in mapped.values())}
 
 
 @pytest.mark.parametrize("name", list(DOCKERFILES))
