@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml setup.py constraints.txt
-	@$(PYTHON) -P -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
-	$(PYTHON) -P -m venv $(VENV)
-	$(BIN)/python -P -m pip install --quiet --upgrade pip
-	$(BIN)/python -P -m pip install --quiet -c constraints.txt -e '.[dev,test]'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,test]'
 	@touch $(STAMP)
 
 # The dashboard's browser test drives Debian's Chromium (Playwright's own download is not used).
@@ -29,7 +29,7 @@ dev: $(STAMP) kafka
 # version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): the broker of the tests and of `make dev`.
 kafka: $(STAMP)
 	@command -v mvn >/dev/null || scripts/apt-install maven
-	$(BIN)/python -P -m streamtrack.kafka.apache
+	$(BIN)/python -m streamtrack.kafka.apache
 
 # The official Segment/RudderStack SDKs the Segment-compatible API is tested with (.sdk/, pinned in tests/sdk/).
 sdk-clients:
@@ -39,38 +39,38 @@ sdk-clients:
 # cached by version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): the API server of tests/e2e.
 # Cold: about 10 minutes on 2 cores; cached: nothing to do.
 kube-testbed:
-	$(PYTHON) -P scripts/kube_testbed.py build
+	$(PYTHON) scripts/kube_testbed.py build
 
 # promtool and Prometheus built from the Go module proxy (pinned in scripts/prometheus_testbed.py), cached
 # by version there too: the alert rules' checks (tests/deploy) and the alerting e2e (tests/e2e/test_alerts.py).
 # Cold: about 10 minutes on 2 cores (shares Go's caches with kube-testbed); cached: nothing to do.
 prometheus-testbed:
-	$(PYTHON) -P scripts/prometheus_testbed.py build
+	$(PYTHON) scripts/prometheus_testbed.py build
 
 # grpcurl (the gRPC API's tests call it as an operator would), built from the Go module proxy (pinned in
 # scripts/grpcurl_testbed.py), cached by version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR).
 # Cold: about 4 minutes on 2 cores; cached: nothing to do.
 grpcurl:
-	$(PYTHON) -P scripts/grpcurl_testbed.py build
+	$(PYTHON) scripts/grpcurl_testbed.py build
 
 # SeaweedFS's `weed` (Apache-2.0), the S3-compatible object store of the archive's tests, built from
 # the Go module proxy (pinned in scripts/seaweedfs.py), cached by version under ~/.cache/streamtrack
 # (STREAMTRACK_CACHE_DIR). Cold: several minutes on 2 cores; cached: nothing to do.
 seaweedfs:
-	$(PYTHON) -P scripts/seaweedfs.py build
+	$(PYTHON) scripts/seaweedfs.py build
 
 test: $(STAMP) $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
 	$(BIN)/pytest -q
-	$(BIN)/python -P scripts/dependency_audit.py
+	$(BIN)/python scripts/dependency_audit.py
 
 # Known vulnerabilities of the pinned dependencies (pip-audit; needs PyPI's JSON API or osv.dev).
 # Offline it prints a banner and passes; AUDIT_STRICT=1 makes an audit that could not run fail.
 # Bandit (static analysis) runs inside the suite: tests/unit/test_security_checks.py.
 audit: $(STAMP)
-	$(BIN)/python -P scripts/dependency_audit.py
+	$(BIN)/python scripts/dependency_audit.py
 
 bench: $(STAMP)
-	$(BIN)/python -P bench/ingest.py
+	$(BIN)/python bench/ingest.py
 
 # Deployment (README "Deploy to Kubernetes"). lint-deploy and k8s run offline; tests/deploy runs
 # the same checks in `make test`. images/push-images/deploy/smoke are Jenkins' stages and need
@@ -79,14 +79,14 @@ IMAGE_TAG ?= $(shell git rev-parse --short HEAD)
 export IMAGE_TAG
 
 lint-deploy: $(STAMP)
-	$(BIN)/python -P scripts/chart_tool.py check
-	$(BIN)/python -P scripts/chart_tool.py k8s --check
+	$(BIN)/python scripts/chart_tool.py check
+	$(BIN)/python scripts/chart_tool.py k8s --check
 	$(BIN)/hadolint Dockerfile.api Dockerfile.worker
 	$(BIN)/shellcheck scripts/*.sh
-	$(BIN)/python -P scripts/terraform_check.py
+	$(BIN)/python scripts/terraform_check.py
 
 k8s: $(STAMP)
-	$(BIN)/python -P scripts/chart_tool.py k8s
+	$(BIN)/python scripts/chart_tool.py k8s
 
 images:
 	scripts/build-images.sh
@@ -101,7 +101,7 @@ smoke: $(STAMP)
 	$(BIN)/streamtrack smoke --url "$$(scripts/api-url.sh)"
 
 smoke-grpc: $(STAMP)
-	$(BIN)/python -P scripts/grpc_smoke.py --url "$$(scripts/api-url.sh)"
+	$(BIN)/python scripts/grpc_smoke.py --url "$$(scripts/api-url.sh)"
 
 rollback:
 	helm rollback "$${RELEASE:-streamtrack}" --namespace "$${NAMESPACE:-streamtrack}" --wait

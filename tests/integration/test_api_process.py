@@ -22,7 +22,7 @@ def test_sigterm_after_a_tracked_event_exits_cleanly(broker: KafkaCluster, tmp_p
         "STREAMTRACK_PORT": str(port), "STREAMTRACK_AUTH": "off", "STREAMTRACK_TOPIC": f"api-proc-{port}",
         "STREAMTRACK_DLQ_TOPIC": f"api-proc-{port}.dlq",
     }
-    process = subprocess.Popen([sys.executable, "-P", "-m", "streamtrack.cli", "api"], env=env, cwd=tmp_path,
+    process = subprocess.Popen([sys.executable, "-m", "streamtrack.cli", "api"], env=env, cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60

@@ -15,7 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "grpc_smoke.py"
 def smoke(api: GrpcApi, write: str, read: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "STREAMTRACK_SMOKE_WRITE_KEY": write, "STREAMTRACK_SMOKE_READ_KEY": read}
     return subprocess.run(
-        [sys.executable, "-P", str(SCRIPT), "--url", api.pipeline.url, "--target", api.target, "--timeout", "60"],
+        [sys.executable, str(SCRIPT), "--url", api.pipeline.url, "--target", api.target, "--timeout", "60"],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
 

@@ -234,7 +234,7 @@ def children_of(pid: int) -> dict[int, str]:
 def test_the_generator_stops_when_its_parent_goes_away() -> None:
     """--stop-on-eof: the control's child stops when its stdin closes (the API process died)."""
     child = subprocess.Popen(
-        [sys.executable, "-P", "-m", "streamtrack.cli", "loadgen", "--url", f"http://127.0.0.1:{free_port()}",
+        [sys.executable, "-m", "streamtrack.cli", "loadgen", "--url", f"http://127.0.0.1:{free_port()}",
          "--rate", "5", "--progress", "json", "--stop-on-eof"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )

@@ -112,7 +112,7 @@ def _command(
         env["NODE_PATH"] = str(sdk_dir / "node" / "node_modules")
         return [node, str(SENDERS / "send_node.js"), host, *ids], env
     python = sdk_dir / "python" / "bin" / "python"
-    return [str(python), "-P", str(SENDERS / "send_python.py"), sdk.split("-")[0], host, *ids], env
+    return [str(python), str(SENDERS / "send_python.py"), sdk.split("-")[0], host, *ids], env
 
 
 @pytest.mark.parametrize("sdk", ["segment-python", "rudder-python", "segment-node"])

@@ -34,7 +34,7 @@ print(json.dumps({"ids": ids, "rows": stats.rows, "distinct": stats.distinct_eve
 def spawn_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-P", "-m", "streamtrack.cli", "worker"], env={**os.environ, **env}, stdout=out, stderr=out
+            [sys.executable, "-m", "streamtrack.cli", "worker"], env={**os.environ, **env}, stdout=out, stderr=out
         )
 
 
@@ -91,7 +91,7 @@ def test_sigkill_mid_stream_then_a_new_worker_stores_every_event_once(broker, st
         stop_api()
 
     out = subprocess.run(
-        [sys.executable, "-P", "-c", READ_BACK], env={**os.environ, **env}, capture_output=True, timeout=60
+        [sys.executable, "-c", READ_BACK], env={**os.environ, **env}, capture_output=True, timeout=60
     )
     assert out.returncode == 0, out.stderr.decode()[-3000:]
     result = json.loads(out.stdout)
