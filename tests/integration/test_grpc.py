@@ -245,3 +245,37 @@ def test_a_refused_call_is_counted_like_http(grpc_api: GrpcApi) -> None:
         EventServiceStub(channel).PublishEvent(PublishEventRequest(event=Event(user_id="u")),
                                                metadata=bearer(grpc_api.write_key), timeout=TIMEOUT)
     assert counter._value.get() == before + 1
+
+
+def test_over_the_rate_limit_is_resource_exhausted_with_retry_after(grpc_api: GrpcApi) -> None:
+    running = grpc_api.pipeline.services
+    limited = Services(running.settings.replace(rate_limit_key_per_s=1), running.producer, running.store, running.limits)
+    server = BackgroundGrpc(limited).start()
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = EventServiceStub(channel)
+            request = PublishEventRequest(event=Event(event_type="x", user_id="limited"))
+            codes = []
+            for _ in range(4):  # a burst of 2, then 1 a second
+                try:
+                    stub.PublishEvent(request, metadata=bearer(grpc_api.write_key), timeout=TIMEOUT)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as exc:
+                    codes.append(exc.code())  # type: ignore[attr-defined]
+                    trailers = dict(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
+                    assert trailers["streamtrack-code"] == "rate_limited" and int(trailers["retry-after"]) >= 1
+                    assert "too many requests from this key" in exc.details()  # type: ignore[attr-defined]
+        assert codes[:2] == [grpc.StatusCode.OK] * 2 and grpc.StatusCode.RESOURCE_EXHAUSTED in codes[2:]
+    finally:
+        server.stop()
+
+
+def test_a_call_over_the_batch_byte_limit_is_refused_by_grpc(grpc_api: GrpcApi) -> None:
+    """STREAMTRACK_MAX_BATCH_BYTES bounds a message: gRPC itself refuses it before it is decoded."""
+    limit = grpc_api.pipeline.settings.max_batch_bytes
+    events = [Event(event_type="x", user_id="u", url="x" * 8000) for _ in range(limit // 8000 + 10)]
+    with grpc_api.channel() as channel, pytest.raises(grpc.RpcError) as call:
+        EventServiceStub(channel).PublishEvents(PublishEventsRequest(events=events), metadata=bearer(grpc_api.write_key),
+                                                timeout=TIMEOUT)
+    status, message, _ = refusal(call)
+    assert status is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message
