@@ -50,6 +50,15 @@ def _name(raw: str) -> str:
     return value
 
 
+def _bucket(raw: str) -> str:
+    """An S3 bucket name (3-63 lower-case letters, digits, '.', '-'); the client would refuse others at the first request."""
+    value = raw.strip()
+    if not 3 <= len(value) <= 63 or not all(c.islower() or c.isdigit() or c in ".-" for c in value) \
+            or not (value[0].isalnum() and value[-1].isalnum()):
+        raise ValueError("expected an S3 bucket name: 3-63 lower-case letters, digits, '.' or '-', starting and ending with a letter or digit")
+    return value
+
+
 def _identifier(raw: str) -> str:
     value = raw.strip()
     if not value or not all(c.isalnum() or c == "_" for c in value) or value[0].isdigit():
@@ -327,28 +336,6 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_RETENTION_DAYS", "0", _int(0, 36_500),
         "Events older than this many days are deleted by ClickHouse (a table TTL); 0 keeps them forever.",
     ),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    host: str
-    port: int
-    grpc_port: int
-    http_keepalive_seconds: int
-    forwarded_allow_ips: str
-    http_header_timeout_seconds: int
-    http_body_timeout_seconds: int
-    http_max_header_bytes: int
-    http_max_headers: int
-    kafka_bootstrap_servers: str
-    kafka_options: dict[str, str]
-    topic: str
-    dlq_topic: str
-    topic_partitions: int
-    topic_replication: int
-    consumer_group: str
-    session_timeout_ms: int
     # --- data lifecycle: the raw archive, replay, dead letters (README "Archive, replay and dead letters") ---
     "max_record_bytes": Setting(
         "STREAMTRACK_MAX_RECORD_BYTES", str(1024 * 1024), _int(1024, 64 * 1024 * 1024),
@@ -373,7 +360,7 @@ class Settings:
         "S3-compatible object store of the raw archive (`http(s)://host:port`; AWS: `https://s3.amazonaws.com`).",
     ),
     "archive_bucket": Setting(
-        "STREAMTRACK_ARCHIVE_BUCKET", "streamtrack-archive", _name, "Bucket of the raw archive (created if missing)."
+        "STREAMTRACK_ARCHIVE_BUCKET", "streamtrack-archive", _bucket, "Bucket of the raw archive (created if missing)."
     ),
     "archive_prefix": Setting(
         "STREAMTRACK_ARCHIVE_PREFIX", "events", _name, "Key prefix of the archive's objects in the bucket."
@@ -397,6 +384,28 @@ class Settings:
         "STREAMTRACK_ARCHIVE_BATCH_MAX_WAIT_MS", "30000", _int(1, 3_600_000),
         "Longest the archive writer gathers records before writing objects (fewer, larger objects vs. archive lag).",
     ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    grpc_port: int
+    http_keepalive_seconds: int
+    forwarded_allow_ips: str
+    http_header_timeout_seconds: int
+    http_body_timeout_seconds: int
+    http_max_header_bytes: int
+    http_max_headers: int
+    kafka_bootstrap_servers: str
+    kafka_options: dict[str, str]
+    topic: str
+    dlq_topic: str
+    topic_partitions: int
+    topic_replication: int
+    consumer_group: str
+    session_timeout_ms: int
     produce_timeout_ms: int
     producer_linger_ms: int
     producer_queue_max: int
@@ -435,6 +444,19 @@ class Settings:
     bot_action: str
     anonymize_ip: bool
     retention_days: int
+    max_record_bytes: int
+    dlq_table: bool
+    dlq_consumer_group: str
+    archive: bool
+    archive_endpoint: str
+    archive_bucket: str
+    archive_prefix: str
+    archive_region: str
+    archive_access_key: str
+    archive_secret_key: str
+    archive_consumer_group: str
+    archive_batch_max_events: int
+    archive_batch_max_wait_ms: int
 
     @property
     def embedded(self) -> bool:
@@ -461,19 +483,6 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         except ValueError as exc:
             problems.append(f"{setting.env}={raw!r}: {exc}")
     if problems:
-    max_record_bytes: int
-    dlq_table: bool
-    dlq_consumer_group: str
-    archive: bool
-    archive_endpoint: str
-    archive_bucket: str
-    archive_prefix: str
-    archive_region: str
-    archive_access_key: str
-    archive_secret_key: str
-    archive_consumer_group: str
-    archive_batch_max_events: int
-    archive_batch_max_wait_ms: int
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     if values["max_event_bytes"] > values["max_batch_bytes"]:
         raise ConfigError(
