@@ -1,20 +1,26 @@
-"""`streamtrack dev` serves the gRPC API beside HTTP, prints its address, and drains what it took.
-
-The real command in a subprocess (its own Apache Kafka and data folder), as `make dev` runs it.
+"""The gRPC API's two ways to run: beside HTTP in `streamtrack dev` (which prints its address and
+drains what it took), and alone as `streamtrack grpc` (the chart's Deployment). Real commands in
+subprocesses, on Apache Kafka.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
 import grpc
 import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from streamtrack.api.grpc import SERVICE_NAME
 from streamtrack.api.grpc.event_pb2 import Event, PublishEventRequest
 from streamtrack.api.grpc.event_pb2_grpc import EventServiceStub
+from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.kafka.ports import free_port, port_open
 from tests.integration.test_dev_mode import start_dev, wait_until
 
@@ -48,3 +54,32 @@ def test_dev_mode_serves_grpc_beside_http(tmp_path: Path) -> None:
             dev.wait(10)
     assert "stopped: 1 events stored" in log.read_text()
     assert not port_open("127.0.0.1", grpc_port), "the gRPC server outlived dev mode"
+
+
+def test_streamtrack_grpc_serves_alone_and_drains_on_sigterm(broker: KafkaCluster, tmp_path: Path) -> None:
+    """The chart's gRPC Deployment runs this command: it serves, reports health, and exits 0 on SIGTERM."""
+    grpc_port = free_port()
+    env = {
+        **os.environ, "STREAMTRACK_GRPC_PORT": str(grpc_port), "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "STREAMTRACK_TOPIC": f"events-{uuid.uuid4().hex[:8]}", "STREAMTRACK_DATA_DIR": str(tmp_path / "data"),
+        "STREAMTRACK_AUTH": "off",
+    }
+    log = tmp_path / "grpc.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([str(Path(sys.executable).parent / "streamtrack"), "grpc"], env=env, stdout=out, stderr=out)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            reply = EventServiceStub(channel).PublishEvent(
+                PublishEventRequest(event=Event(event_type="signup", user_id="alone", event_id="a-1")), timeout=30,
+            )
+            assert reply.event_id == "a-1"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    assert not port_open("127.0.0.1", grpc_port)
