@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test test-fast lint audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -59,9 +59,17 @@ grpcurl:
 seaweedfs:
 	$(PYTHON) scripts/seaweedfs.py build
 
-test: $(STAMP) $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
+test: $(STAMP) lint $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
 	$(BIN)/pytest -q
 	$(BIN)/python scripts/dependency_audit.py
+
+# The unit tests alone: nothing started (no broker, no cluster, no browser), well under a minute.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+# ruff on the whole tree, configured in pyproject.toml ([tool.ruff]); a prerequisite of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # Known vulnerabilities of the pinned dependencies (pip-audit; needs PyPI's JSON API or osv.dev).
 # Offline it prints a banner and passes; AUDIT_STRICT=1 makes an audit that could not run fail.

@@ -18,7 +18,6 @@ from streamtrack.api import analytics_params as p
 from streamtrack.api.auth import project_of
 from streamtrack.api.errors import QUERY_ERRORS
 from streamtrack.api.services import Services
-from streamtrack.store.scoped import project_store
 from streamtrack.store.analytics_reader import (
     ActiveUsers,
     Analytics,
@@ -30,6 +29,7 @@ from streamtrack.store.analytics_reader import (
     Timeseries,
     TopPages,
 )
+from streamtrack.store.scoped import project_store
 from streamtrack.timestamps import now_ms
 
 FROM = QueryParameter(

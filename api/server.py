@@ -18,7 +18,6 @@ from litestar import Litestar
 from streamtrack.api.http_guard import HttpLimits, guarded_protocol
 from streamtrack.config import Settings
 
-
 KEEPALIVE_SECONDS = 75
 """uvicorn's own default (5 s) loses a race: a client that reuses a connection just as the
 server's idle timer fires gets it closed under its request (a read error, no response). A

@@ -372,7 +372,7 @@ def measure_broker(name: str, bootstrap: str, args: argparse.Namespace, data: Pa
                          lambda case=case: run_wrk(url[case], batch[case], args.duration, args.connections)))
         plan.append(("raw", "", "raw", lambda: raw_produce(bootstrap, batch_bodies(args.batch_size), args.duration)))
         for round_ in range(args.rounds):
-            for label, case, kind, run in plan:
+            for label, case, _kind, run in plan:
                 prof = args.profile / f"{name}-{label}-{round_}" if args.profile and case == "off" else None
                 pid = pids.get(case)
                 cpu = cpu_seconds(pid)

@@ -65,7 +65,8 @@ def _go_env() -> dict[str, str]:
 
 
 def _go(args: list[str], cwd: Path) -> str:
-    done = subprocess.run(["go", *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
+    go_command = shutil.which("go") or "go"  # by its full path (bandit B607); main() checks it is there
+    done = subprocess.run([go_command, *args], cwd=cwd, env=_go_env(), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed in {cwd}:\n{done.stdout}{done.stderr}")
     return done.stdout

@@ -55,7 +55,8 @@ def _go(args: list[str], cwd: Path) -> None:
         CGO_ENABLED="0",
         GOWORK="off",
     )
-    done = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    go_command = shutil.which("go") or "go"  # by its full path (bandit B607); main() checks it is there
+    done = subprocess.run([go_command, *args], cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"go {' '.join(args)} failed in {cwd}:\n{done.stdout}{done.stderr}")
 

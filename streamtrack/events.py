@@ -12,7 +12,6 @@ from typing import Any
 
 import msgspec
 
-
 DEFAULT_PROJECT = "default"
 """The project of events from before projects existed, and of every request while auth is off."""
 

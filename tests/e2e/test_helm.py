@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.kube import KubeCluster, RELEASE_VALUES, installable_chart
+from tests.fixtures.kube import RELEASE_VALUES, KubeCluster, installable_chart
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,8 +15,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamtrack.errors import BrokerUnavailable
-from streamtrack.kafka.lag_reader import lag_admin_client, read_lag
 from streamtrack.kafka.apache import KafkaCluster
+from streamtrack.kafka.lag_reader import lag_admin_client, read_lag
 from streamtrack.kafka.offsets import NO_OFFSET
 
 COUNTS = {0: 12, 1: 9, 2: 5, 3: 0}

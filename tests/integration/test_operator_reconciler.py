@@ -20,8 +20,8 @@ import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
-from streamtrack.kafka.lag_reader import lag_admin_client
 from streamtrack.kafka.apache import KafkaCluster
+from streamtrack.kafka.lag_reader import lag_admin_client
 from streamtrack.operator.kube import KubernetesApi
 from streamtrack.operator.metrics import REGISTRY
 from streamtrack.operator.reconciler import Reconciler, Target

@@ -29,8 +29,8 @@ from streamtrack.kafka.apache import KafkaCluster
 from streamtrack.loadgen.sender import LoadPlan, run_load
 from streamtrack.loadgen.traffic import Traffic
 from streamtrack.normalize import Limits
-from streamtrack.store import EventStore
 from streamtrack.smoke import SmokeFailure, run_smoke
+from streamtrack.store import EventStore
 from streamtrack.store.keys import add_key, create_project, migrate_keys, revoke_keys
 from streamtrack.telemetry import metrics
 from tests.fixtures.pipeline import Pipeline, pipeline_env, start_pipeline

@@ -9,7 +9,6 @@ cannot depend on when ClickHouse happens to merge.
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +17,6 @@ from urllib.parse import urlparse, urlunparse
 
 import clickhouse_connect
 import pytest
-import structlog.testing
 
 from streamtrack.config import load_settings
 from streamtrack.errors import ConfigError, StoreUnavailable

@@ -11,7 +11,7 @@ import pytest
 
 from streamtrack.api import analytics_params as p
 from streamtrack.errors import InvalidParameter
-from streamtrack.store import analytics, schema
+from streamtrack.store import analytics
 from streamtrack.store.analytics import Filter
 from streamtrack.store.analytics_reader import DAY_MS, bucket_starts, ratio
 from streamtrack.timestamps import parse_time
