@@ -58,7 +58,7 @@ def create_app(services: Services, extra_handlers: Sequence[ControllerRouterHand
     app.state[SERVICES_STATE_KEY] = services  # for /track and /batch, which skip dependency injection
     app.asgi_handler = AuthGate(app.asgi_handler, settings, services.store)  # keys, limits, CORS
     app.asgi_handler = BodyGuard(app.asgi_handler, settings.http_body_timeout_seconds)  # slow or vanished bodies
-    app.asgi_handler = RequestTelemetry(app.asgi_handler)  # outside routing: sees 404s and 500s too
+    app.asgi_handler = RequestTelemetry(app.asgi_handler, settings.access_log)  # outside routing: sees 404s and 500s too
     app.asgi_handler = SecurityHeaders(app.asgi_handler)  # on every answer, refusals included
     app.asgi_handler = PathAliases(app.asgi_handler)  # /events, /events/bulk, /swagger: before anything looks at the path
     return app

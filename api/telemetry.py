@@ -36,8 +36,11 @@ _MAX_CACHED_SERIES = 10_000
 
 
 class RequestTelemetry:
-    def __init__(self, app: ASGIApp) -> None:
+    """Metrics and a span for every request; a `request` log line too when `access_log` (STREAMTRACK_ACCESS_LOG)."""
+
+    def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
+        self.access_log = access_log
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,8 +79,9 @@ class RequestTelemetry:
                 requests, latency = self._series(method, route, status)
                 requests.inc()
                 latency.observe(seconds)
-                level = log.debug if scope["path"] in QUIET_PATHS else log.info
-                level("request", method=method, path=scope["path"], status=status, ms=round(seconds * 1000, 2))
+                if self.access_log:
+                    level = log.debug if scope["path"] in QUIET_PATHS else log.info
+                    level("request", method=method, path=scope["path"], status=status, ms=round(seconds * 1000, 2))
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency histogram of these labels, looked up once (`labels()` locks and hashes)."""

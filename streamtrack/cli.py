@@ -10,7 +10,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -91,14 +91,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "loadgen":
         return run_loadgen(args)
     try:
-        overrides = {k: v for k in ("host", "port", "data_dir", "operator_namespace") if (v := getattr(args, k, None)) is not None}
-        if args.command == "dev" and (args.auth is not None or "STREAMTRACK_AUTH" not in os.environ):
-            overrides["auth"] = args.auth == "on"  # dev: keys only when asked
-        settings = load_settings(**overrides)
+        settings = load_settings(**overrides(args, os.environ))
     except ConfigError as exc:
         print(f"streamtrack: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, json=None if args.command == "dev" else True)
+    configure_logging(settings.log_level, json=LOG_FORMATS[settings.log_format])
     if args.command in TRACED:
         configure_tracing(f"streamtrack-{args.command}", settings.traces_exporter)
     try:
@@ -125,6 +122,17 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     finally:
         shutdown_tracing()  # exports the spans still buffered
+
+
+def overrides(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, object]:
+    """Settings this run's flags change, and the defaults of `dev` that differ from a deployment's."""
+    changed = {k: v for k in ("host", "port", "data_dir", "operator_namespace") if (v := getattr(args, k, None)) is not None}
+    if args.command == "dev":
+        if args.auth is not None or "STREAMTRACK_AUTH" not in environ:
+            changed["auth"] = args.auth == "on"  # keys only when asked
+        if "STREAMTRACK_ACCESS_LOG" not in environ:
+            changed["access_log"] = False  # a line per request drowns the console; asked for, they show
+    return changed
 
 
 def _dev(settings: Settings, broker: str = "kafka") -> int:
@@ -269,6 +277,8 @@ def _redacted(name: str, value: object) -> object:
     return value
 
 
+LOG_FORMATS = {"auto": None, "console": False, "json": True}
+"""STREAMTRACK_LOG_FORMAT -> configure_logging's `json` (None: JSON unless stderr is a terminal)."""
 TRACED = {"api", "worker", "dev"}
 COMMANDS = {"dev": _dev, "api": _api, "worker": _worker, "migrate": _migrate, "config": _config,
             "operator": _operator, "archive": _archive, "grpc": _grpc}

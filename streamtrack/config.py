@@ -243,6 +243,16 @@ SETTINGS: dict[str, Setting] = {
     "log_level": Setting(
         "STREAMTRACK_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."
     ),
+    "log_format": Setting(
+        "STREAMTRACK_LOG_FORMAT", "auto", _choice("auto", "console", "json"),
+        "`auto`: readable lines when stderr is a terminal, JSON lines otherwise (containers, CI, pipes); "
+        "`console` or `json` force one.",
+    ),
+    "access_log": Setting(
+        "STREAMTRACK_ACCESS_LOG", "on", _switch,
+        "`on`: a `request` line per HTTP request (method, path, status, ms; probes and scrapes at debug level). "
+        "`streamtrack dev` defaults to off.",
+    ),
     "worker_metrics_port": Setting(
         "STREAMTRACK_WORKER_METRICS_PORT", "9101", _int(0, 65535),
         "Port of the worker's `/metrics` and `/healthz` (on STREAMTRACK_HOST); 0 turns it off.",
@@ -421,6 +431,8 @@ class Settings:
     max_batch_bytes: int
     max_batch_events: int
     log_level: str
+    log_format: str
+    access_log: bool
     worker_metrics_port: int
     traces_exporter: str
     operator_namespace: str

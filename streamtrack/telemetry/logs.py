@@ -8,6 +8,7 @@ same processors and renderer, so a service writes one format only.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -38,11 +39,16 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
-    """JSON when not on a terminal (containers, CI), console rendering otherwise."""
+    """JSON when not on a terminal (containers, CI, pipes), readable lines otherwise; `json` forces one.
+
+    Colours only on a terminal, and not when NO_COLOR is set (no-color.org).
+    """
+    terminal = sys.stderr.isatty()
     if json is None:
-        json = not sys.stderr.isatty()
+        json = not terminal
     numeric = logging.getLevelName(level.upper())
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    colors = terminal and not os.environ.get("NO_COLOR")
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=colors)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
