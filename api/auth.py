@@ -5,7 +5,9 @@ and runs before routing, so no handler runs for a refused request. Paths fall in
 classes:
 - ingestion (`POST /track`, `/batch`, Segment's `/v1/*`): a write key (public) — or a read
   key, which is not accepted here (403): a secret key has no business in a web page;
-- public (`/healthz`, `/readyz`, `/metrics`, the API docs, the dashboard's static page): no key;
+- public (`/healthz`, `/readyz`, the API docs, the dashboard's static page): no key;
+- instance-wide (`/metrics`: every project's counters): an admin key (`sta_...`), which is what
+  Prometheus scrapes with (the chart's ServiceMonitor takes it from a Secret);
 - everything else (activities, analytics, pipeline status, profiles, erasure, dev control):
   a read key (secret), or an admin key, which also sees instance-wide figures; a write key gets 403.
 The key travels as `Authorization: Bearer KEY`, HTTP Basic with the key as user name (what
@@ -44,7 +46,8 @@ PROJECT_SCOPE_KEY = "streamtrack.project"
 KIND_SCOPE_KEY = "streamtrack.key_kind"
 KEY_ID_SCOPE_KEY = "streamtrack.key_id"
 KEY_HEADER = "x-streamtrack-key"
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/favicon.ico"})
+ADMIN_PATHS = frozenset({"/metrics"})
 PUBLIC_PREFIXES = ("/schema", "/dashboard")
 INGEST_PATHS = frozenset({"/track", "/batch"})
 INGEST_PREFIXES = ("/v1/",)
@@ -58,6 +61,7 @@ class Access(enum.Enum):
     PUBLIC = "public"
     WRITE = "write"
     READ = "read"
+    ADMIN = "admin"
 
 
 def access_of(path: str) -> Access:
@@ -65,6 +69,8 @@ def access_of(path: str) -> Access:
         return Access.WRITE
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return Access.PUBLIC
+    if path in ADMIN_PATHS:
+        return Access.ADMIN
     return Access.READ
 
 
@@ -202,14 +208,13 @@ class AuthGate:
         if principal is None:
             metrics.AUTH_FAILURES.labels("invalid_key").inc()
             return _unauthorized("invalid_key", "the key is unknown or revoked")
-        wanted = {KeyKind.WRITE} if access is Access.WRITE else READ_KINDS
+        wanted = {Access.WRITE: {KeyKind.WRITE}, Access.ADMIN: {KeyKind.ADMIN}}.get(access, READ_KINDS)
         if principal.kind not in wanted:
             metrics.AUTH_FAILURES.labels("wrong_key_kind").inc()
-            message = (
-                "this endpoint ingests events: use a write key (stw_...), not a read key"
-                if access is Access.WRITE
-                else "this endpoint reads data: use the project's secret read key (str_...); write keys only ingest"
-            )
+            message = {
+                Access.WRITE: "this endpoint ingests events: use a write key (stw_...), not a read key",
+                Access.ADMIN: "this endpoint shows every project's figures: use an admin key (sta_...)",
+            }.get(access, "this endpoint reads data: use the project's secret read key (str_...); write keys only ingest")
             return 403, {"status": 403, "code": "wrong_key_kind", "message": message}, {}
         if wait := self.per_key.take(principal.prefix + principal.project_id):
             return _too_many("key", wait)
