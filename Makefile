@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test test-fast lint audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test test-fast lint docs audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -59,7 +59,7 @@ grpcurl:
 seaweedfs:
 	$(PYTHON) scripts/seaweedfs.py build
 
-test: $(STAMP) lint $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
+test: $(STAMP) lint docs $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
 	$(BIN)/pytest -q
 	$(BIN)/python scripts/dependency_audit.py
 
@@ -70,6 +70,11 @@ test-fast: $(STAMP)
 # ruff on the whole tree, configured in pyproject.toml ([tool.ruff]); a prerequisite of `make test`.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The docs site from docs/ into site/ (mkdocs-material, pinned in constraints.txt); --strict: a broken
+# link, anchor or included snippet fails the build. A prerequisite of `make test`.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Known vulnerabilities of the pinned dependencies (pip-audit; needs PyPI's JSON API or osv.dev).
 # Offline it prints a banner and passes; AUDIT_STRICT=1 makes an audit that could not run fail.
@@ -115,4 +120,4 @@ rollback:
 	helm rollback "$${RELEASE:-streamtrack}" --namespace "$${NAMESPACE:-streamtrack}" --wait
 
 clean:
-	rm -rf $(VENV) .streamtrack .pytest_cache
+	rm -rf $(VENV) .streamtrack .pytest_cache site

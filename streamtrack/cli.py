@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     operator = commands.add_parser("operator", help="scale the workers on Kafka consumer lag (kopf)")
     operator.add_argument("--namespace", dest="operator_namespace", metavar="NS", help="namespace served (STREAMTRACK_OPERATOR_NAMESPACE)")
     config = commands.add_parser("config", help="print the settings in effect")
-    config.add_argument("--markdown", action="store_true", help="print the README's settings table instead")
+    config.add_argument("--markdown", action="store_true", help="print the settings table of docs/configuration.md instead")
     smoke = commands.add_parser("smoke", help="track one event on a deployment and wait until /activities has it")
     smoke.add_argument("--url", required=True, help="the API's base URL, e.g. https://streamtrack.example.com")
     smoke.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the event (default 120)")

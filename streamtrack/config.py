@@ -1,7 +1,7 @@
 """Settings: every knob StreamTrack has, read once from the environment.
 
 Each setting is declared once below with its variable, default, parser and a line of
-documentation; the README's configuration table is generated from the same list
+documentation; docs/configuration.md's table is generated from the same list
 (`streamtrack config --markdown`), so the docs cannot drift from the code.
 The defaults give the embedded mode: a broker on loopback and ClickHouse in-process.
 A bad value stops start-up with one message naming every offending variable.
@@ -131,7 +131,7 @@ class Setting:
     doc: str
 
 
-# field name -> how to read it. Order is the order of the README table.
+# field name -> how to read it. Order is the order of the table in docs/configuration.md.
 SETTINGS: dict[str, Setting] = {
     "host": Setting("STREAMTRACK_HOST", "127.0.0.1", _text, "Address the API listens on (0.0.0.0 in containers)."),
     "port": Setting("STREAMTRACK_PORT", "8000", _int(1, 65535), "Port the API listens on."),
@@ -271,7 +271,7 @@ SETTINGS: dict[str, Setting] = {
     "operator_liveness_port": Setting(
         "STREAMTRACK_OPERATOR_LIVENESS_PORT", "8080", _int(1, 65535), "Port of the operator's (kopf's) `/healthz`."
     ),
-    # --- keys, projects and abuse (README "Security") ---
+    # --- keys, projects and abuse (docs/operations/security.md) ---
     "auth": Setting(
         "STREAMTRACK_AUTH", "on", _switch,
         "`on`: every API call needs a project key (write key to ingest, read key to query). "
@@ -346,7 +346,7 @@ SETTINGS: dict[str, Setting] = {
         "STREAMTRACK_RETENTION_DAYS", "0", _int(0, 36_500),
         "Events older than this many days are deleted by ClickHouse (a table TTL); 0 keeps them forever.",
     ),
-    # --- data lifecycle: the raw archive, replay, dead letters (README "Archive, replay and dead letters") ---
+    # --- data lifecycle: the raw archive, replay, dead letters (docs/operations/data-lifecycle.md) ---
     "max_record_bytes": Setting(
         "STREAMTRACK_MAX_RECORD_BYTES", str(1024 * 1024), _int(1024, 64 * 1024 * 1024),
         "Largest Kafka record the worker stores (bigger ones are dead letters, reason `record_too_large`); "
@@ -504,7 +504,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
 
 def settings_table() -> str:
-    """The configuration table of the README, in Markdown."""
+    """The configuration table of docs/configuration.md, in Markdown."""
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for setting in SETTINGS.values():
         default = f"`{setting.default}`" if setting.default else "(empty)"

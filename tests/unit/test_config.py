@@ -1,4 +1,4 @@
-"""Settings: defaults give the embedded mode; each bad value is named; the README table is current."""
+"""Settings: defaults give the embedded mode; each bad value is named; the docs' table is current."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from streamtrack.config import load_settings, settings_table
 from streamtrack.errors import ConfigError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION_PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_defaults_are_the_embedded_mode():
@@ -69,8 +69,8 @@ def test_event_limit_cannot_exceed_batch_limit():
         load_settings(env={"STREAMTRACK_MAX_EVENT_BYTES": "200000", "STREAMTRACK_MAX_BATCH_BYTES": "100000"})
 
 
-def test_readme_configuration_table_is_current():
-    text = README.read_text()
+def test_the_docs_configuration_table_is_current():
+    text = CONFIGURATION_PAGE.read_text()
     table = re.search(r"<!-- settings-table.*?-->\n(.*?)<!-- /settings-table -->", text, re.S)
-    assert table, "README lost its settings-table markers"
-    assert table.group(1).strip() == settings_table(), "run `streamtrack config --markdown` and paste it in the README"
+    assert table, "docs/configuration.md lost its settings-table markers"
+    assert table.group(1).strip() == settings_table(), "run `streamtrack config --markdown` and paste it in docs/configuration.md"
