@@ -1,8 +1,8 @@
 """Sending the traffic: paced, bounded, single or batch requests, every outcome counted.
 
-One asyncio loop and one aiohttp connection pool (not httpx: measured here, httpx's async
-pool fell from ~440 to ~160 requests/s going from 8 to 32 connections, on half a core;
-aiohttp did ~1,450 at 32 on a quarter of a core). A pacer spaces requests to the target
+One asyncio loop and one aiohttp connection pool (not httpx, whose async pool slowed down as
+connections were added while aiohttp's did not: docs/benchmarks.md, "Measurements behind
+design choices"). A pacer spaces requests to the target
 rate; when the API is slower than the target, the pacer lets the generator catch up, but
 never by more than `max_debt_s` worth of events at once, so a stall is not followed by a
 flood. At most `concurrency` requests are in flight. A 503 or a transport error is retried
@@ -26,9 +26,9 @@ from streamtrack.loadgen.stats import LoadStats
 from streamtrack.loadgen.traffic import Traffic
 
 TARGET_REQUESTS_PER_S = 100
-"""Auto batch size keeps requests at or below this: the API's cost is mostly per request
-(/track tops out near 5k requests/s on two cores, /batch moves ~35k events/s). Measured
-against `streamtrack dev`: 10,000 events/s reached ~8,000 in batches of 50, ~9,900 in 100."""
+"""Auto batch size keeps requests at or below this: the API's cost is mostly per request, so
+high rates need batches, and large ones (docs/benchmarks.md, "Measurements behind design
+choices": batches of 100 reach 10,000 events/s against `streamtrack dev`, batches of 50 do not)."""
 MAX_AUTO_BATCH = 500
 RETRYABLE_STATUS = {429, 502, 503, 504}
 HEADERS = {"Content-Type": "application/json", "User-Agent": "streamtrack-loadgen"}

@@ -37,8 +37,8 @@ def person(database: str) -> str:
     call linked it (table `aliases`, the caller's project, the latest link of each id), so a
     visitor who signs up is one user, not two. One scalar subquery, evaluated once per query
     (ClickHouse caches identical scalar subqueries) and sorted, so transform's two arrays agree;
-    transform looks ids up in a hash table. Cost: ~none without links; measured on 10M rows,
-    ~+0.2 s with 1k links and 2-4x the raw id's time with 100k links. A project without links
+    transform looks ids up in a hash table. Cost: ~none without links, growing with the links
+    (docs/benchmarks.md, "Measurements behind design choices"). A project without links
     reads `uid` instead (`has_links`): the same ids, and a query projections can answer.
     """
     links = (
@@ -80,8 +80,8 @@ def property_value(key_param: str) -> str:
 
     Read from `property_values`, the key -> text map ClickHouse computes once per row at insert
     (`schema.MATERIALIZED_COLUMNS`), not from the JSON: parsing `properties` per row and query
-    made a 7-day property breakdown at 10M events ~2x as slow as one by url (bench/query.py,
-    p50 ~1.0 s); from the map it costs about what the url one does (~0.45 s on that machine).
+    made a property breakdown about twice as slow as one by url; from the map it costs about
+    what the url one does (docs/benchmarks.md, "Measurements behind design choices").
     """
     return f"property_values[{{{key_param}:String}}]"
 

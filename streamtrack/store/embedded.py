@@ -6,16 +6,16 @@ singleton, opened lazily by the first backend and closed when the last one is cl
 every store in the process shares it (API and worker in `streamtrack dev`, all tests).
 Opening a second, different folder in the same process is refused with a clear message.
 
-Each thread gets its own chdb connection to that engine (opening one takes ~0.2 ms),
-because of three chdb behaviours measured here with chdb 4.4:
+Each thread gets its own chdb connection to that engine (cheap to open: docs/benchmarks.md,
+"Measurements behind design choices"), because of three chdb behaviours seen with chdb 4.4:
 - `params=` are connection state: two threads running parameterised queries on one
   connection get "Substitution `x` is not set" (or each other's values);
 - a streaming insert (`send_insert`) must be alone on its connection;
 - when a query fails midway, its partial output stays in the connection and is prepended
   to the next query's result; so a connection that raised is closed, never reused.
-Inserts stream Arrow IPC bytes (`send_insert(..., "ArrowStream")`): measured 10k events in
-~15-20 ms, against ~20-25 ms for `INSERT ... SELECT * FROM Python(tbl)`, and no lookup of
-a Python variable by name in the caller's frames.
+Inserts stream Arrow IPC bytes (`send_insert(..., "ArrowStream")`): faster than
+`INSERT ... SELECT * FROM Python(tbl)` (same page), and no lookup of a Python variable by
+name in the caller's frames.
 """
 
 from __future__ import annotations

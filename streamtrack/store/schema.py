@@ -77,7 +77,8 @@ MATERIALIZED_COLUMNS: tuple[tuple[str, str], ...] = (
 SORTING_KEY = "project_id, toDate(timestamp), event_type, event_id"
 HOURLY_PRECISION = 14
 """uniqCombined's precision in the hourly projection: a 7-day range merges thousands of states,
-about twice as fast at 14 (~0.8 % standard error) as at the default 17."""
+about twice as fast at 14 (~0.8 % standard error) as at the default 17 (docs/benchmarks.md,
+"Measurements behind design choices")."""
 
 # Aggregates a query must spell exactly like this for ClickHouse to answer from a projection.
 SESSIONS = "uniqCombined(nullIf(session_id, ''))"

@@ -31,7 +31,7 @@ def test_every_stage_command_is_a_make_target_that_expands() -> None:
 
 def test_credentials_come_from_jenkins_only() -> None:
     assert set(re.findall(r"credentialsId: '([^']+)'", JENKINSFILE)) == {
-        "streamtrack-registry", "streamtrack-kubeconfig", "streamtrack-smoke-keys"  # the keys: auth is on (issue 6)
+        "streamtrack-registry", "streamtrack-kubeconfig", "streamtrack-smoke-keys"  # the smoke test's keys: auth is on in the chart
     }
     assert "--password-stdin" in JENKINSFILE
     assert not re.search(r"(?i)(password|token|secret)\s*=\s*['\"][^'\"$]", JENKINSFILE)

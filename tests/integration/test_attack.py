@@ -1,4 +1,4 @@
-"""The attack of issue 15, kept: schemathesis against /schema/openapi.json with the keys of two
+"""The attack that found the security fixes, kept: schemathesis against /schema/openapi.json with the keys of two
 projects, and a cross-project probe of every route and parameter. It must get no 5xx, and no
 answer to one project's key may hold the other project's data.
 

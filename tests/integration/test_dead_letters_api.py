@@ -1,6 +1,6 @@
 """Dead letters you can query and replay, on the real pipeline (Apache Kafka, the worker, ClickHouse).
 
-The round trip of issue 17: a poison record arrives (bigger than the worker's record limit),
+The dead letters' round trip: a poison record arrives (bigger than the worker's record limit),
 it is listed with its reason (`GET /dead-letters`, `streamtrack dlq list`), the rule is fixed
 (STREAMTRACK_MAX_RECORD_BYTES raised, the worker restarted with it), the record is replayed
 (`streamtrack dlq replay`) and stored once; a record that is still bad stays, with its new

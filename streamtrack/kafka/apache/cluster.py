@@ -43,8 +43,9 @@ from streamtrack.kafka.ports import free_ports, port_open
 log = structlog.get_logger(__name__)
 
 READY_LINE = b"Kafka Server started"
-# C1 only (TieredStopAtLevel=1): measured here, three nodes start in ~8 s instead of ~15 s on 2
-# cores, since C2 compiling in three JVMs at once starves them; the broker's throughput is ample.
+# C1 only (TieredStopAtLevel=1): C2 compiling in three JVMs at once starves 2 cores, and three
+# nodes start about twice as fast without it (docs/benchmarks.md, "Measurements behind design
+# choices"); the throughput is ample.
 JVM_OPTIONS = [
     "-Xms64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true", "-XX:TieredStopAtLevel=1",
