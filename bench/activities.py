@@ -1,6 +1,6 @@
 """Latency of the /activities query on the embedded engine at 1M and 10M events. Prints a table.
 
-    .venv/bin/python -P bench/activities.py [--sizes 1000000 10000000] [--runs 7]
+    .venv/bin/python bench/activities.py [--sizes 1000000 10000000] [--runs 7]
 
 Rows are generated inside ClickHouse (numbers()), not through HTTP: 100k users, 1M
 sessions, four event types, one event every 300 ms. Each query runs `--runs` times after a

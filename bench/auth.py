@@ -1,6 +1,6 @@
 """What keys, rate limits and the bot filter cost: per-operation times and a read endpoint with auth off vs on.
 
-    .venv/bin/python -P bench/auth.py [--requests 2000]
+    .venv/bin/python bench/auth.py [--requests 2000]
 
 Embedded ClickHouse in a temporary folder (removed at the end); the HTTP part serves the real
 app on loopback (no broker needed: only GET /activities is called) and times sequential requests.

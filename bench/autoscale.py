@@ -1,6 +1,6 @@
 """Autoscaling simulation: load traces through our policy and a KEDA-like baseline.
 
-    python -P bench/autoscale.py [--lag-per-replica 5000] [--per-replica 1000] [--partitions 12]
+    python bench/autoscale.py [--lag-per-replica 5000] [--per-replica 1000] [--partitions 12]
 
 Replays four load traces (steady, spike, sawtooth, slow ramp; one hour, one-second steps)
 through streamtrack.operator.policy with a modelled worker group, and prints per trace and

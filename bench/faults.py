@@ -1,8 +1,8 @@
 """Reliability report: break each component under load, count every event, print the table.
 
-    .venv/bin/python -P bench/faults.py                      # every scenario once (~6 min)
-    .venv/bin/python -P bench/faults.py --kills 10 --outage 20 --rounds 3   # the soak
-    .venv/bin/python -P bench/faults.py --only leader-kills --leader-kills 10
+    .venv/bin/python bench/faults.py                      # every scenario once (~6 min)
+    .venv/bin/python bench/faults.py --kills 10 --outage 20 --rounds 3   # the soak
+    .venv/bin/python bench/faults.py --only leader-kills --leader-kills 10
 
 The scenarios are the fault tests' (tests/fixtures/faults.py on one Apache Kafka node,
 tests/fixtures/cluster_faults.py on a 3-node cluster with RF 3 and min.insync.replicas 2),

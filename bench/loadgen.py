@@ -1,7 +1,7 @@
 """What `streamtrack loadgen` achieves against `streamtrack dev` at 100, 1,000, 10,000 events/s and
 at max. Prints a table.
 
-    .venv/bin/python -P bench/loadgen.py --duration 10
+    .venv/bin/python bench/loadgen.py --duration 10
 
 Starts `streamtrack dev` (its own broker port, data folder and API port) as one process,
 then runs `streamtrack loadgen` as another for each row, as the dashboard's buttons do, so

@@ -1,6 +1,6 @@
 """Cost of the dashboard's ingest-rate reading (GET /pipeline/status) at 1M and 10M events. Prints a table.
 
-    .venv/bin/python -P bench/pipeline_status.py [--sizes 1000000 10000000] [--runs 10]
+    .venv/bin/python bench/pipeline_status.py [--sizes 1000000 10000000] [--runs 10]
 
 The reading counts distinct event ids received in the last minute. `received_at` is not in
 the sorting key (a backfill of old events is still ingestion now), so it scans that column:

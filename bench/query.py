@@ -1,6 +1,6 @@
 """Latency of the /analytics/* queries on the embedded engine at 1M and 10M events. Prints a table.
 
-    .venv/bin/python -P bench/query.py [--sizes 1000000 10000000 100000000] [--runs 10] [--days 30]
+    .venv/bin/python bench/query.py [--sizes 1000000 10000000 100000000] [--runs 10] [--days 30]
 
 Events are generated inside ClickHouse (numbers(), in chunks of 10M), not through HTTP:
 spread evenly over the last `--days` days up to now, 200k users (one in ten anonymous),

@@ -1,6 +1,6 @@
 """Segment-compatible ingestion next to the native API: events/s and latency of each path. Prints a table.
 
-    .venv/bin/python -P bench/segment.py --duration 8
+    .venv/bin/python bench/segment.py --duration 8
 
 Same set-up as bench/ingest.py (whose helpers it uses): the API as its own process on the local
 broker, loaded by wrk (1 thread, 32 connections). The Segment bodies are what

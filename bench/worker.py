@@ -1,6 +1,6 @@
 """How fast one worker stores events, against the ceiling measured in the same run. Prints a table.
 
-    .venv/bin/python -P bench/worker.py [--events 300000] [--batch 10000]
+    .venv/bin/python bench/worker.py [--events 300000] [--batch 10000]
 
 Rows, all on the same events (a user's events, server-made ids, as `/batch` produces them):
 - ceiling: a plain `EventStore.insert` of the decoded batches into the events table;
