@@ -30,6 +30,7 @@ def test_migrate_command_is_idempotent(engine_path: Path, monkeypatch: pytest.Mo
         assert sorted(tables) == [
             ("aliases", "ReplacingMergeTree"),
             ("api_keys", "ReplacingMergeTree"),
+            ("dead_letters", "ReplacingMergeTree"),
             ("erasures", "ReplacingMergeTree"),
             ("events", "ReplacingMergeTree"),
             ("identities", "ReplacingMergeTree"),
