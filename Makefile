@@ -85,7 +85,7 @@ audit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
-# Deployment (README "Deploy to Kubernetes"). lint-deploy and k8s run offline; tests/deploy runs
+# Deployment (docs/deploy.md). lint-deploy and k8s run offline; tests/deploy runs
 # the same checks in `make test`. images/push-images/deploy/smoke are Jenkins' stages and need
 # docker, helm and a cluster: IMAGE_REGISTRY, IMAGE_TAG (default: the commit), RELEASE, NAMESPACE, API_URL.
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD)

@@ -3,7 +3,7 @@
 An alias is rewritten to its endpoint before anything else sees the request, so it is that
 endpoint in every respect: the same key check and CORS (the gate classes paths), limits,
 answers, metrics and logs (labelled with the endpoint's route). Aliases are not repeated in
-the OpenAPI document; the README lists them.
+the OpenAPI document; docs/api/ingestion.md lists them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ fed from Kafka by `streamtrack.api.live_feed` (why Kafka: see there). Per stream
 - at most STREAMTRACK_LIVE_STREAMS_PER_KEY streams per key (per client address with auth off)
   and replica: more are 429 with Retry-After.
 The route is left out of the OpenAPI document (generated clients and the schema-driven attack
-test would wait on a stream that never ends); the README documents it.
+test would wait on a stream that never ends); docs/api/live-feed.md documents it.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def openapi_config() -> OpenAPIConfig:
                 favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
             )
         ],
-        # README "Security": write keys for ingestion, read keys for everything else (Swagger's Authorize button).
+        # docs/operations/security.md: write keys for ingestion, read keys for everything else (Swagger's Authorize button).
         components=Components(security_schemes={
             "bearer": SecurityScheme(type="http", scheme="bearer", description="A project key: `Authorization: Bearer stw_…|str_…`."),
             "header": SecurityScheme(type="apiKey", name="X-StreamTrack-Key", security_scheme_in="header",

@@ -156,7 +156,7 @@ async def _read(request: Request, max_bytes: int) -> bytes:
 
 
 def sent_key(request: Request, body_key: object) -> str | None:
-    """The key in any form the README's Security section lists: Bearer, HTTP Basic's user name,
+    """The key in any form docs/operations/security.md lists: Bearer, HTTP Basic's user name,
     X-StreamTrack-Key, `?key=` (as on /track), else Segment's `writeKey` in the body."""
     authorization = request.headers.get("authorization")
     segment_key = write_key(authorization, body_key)  # a malformed Basic header: 401 naming it

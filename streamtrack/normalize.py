@@ -23,7 +23,7 @@ from streamtrack.timestamps import check_event_time, parse_time
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """The documented limits of one event (the README's table is written from these)."""
+    """The documented limits of one event (docs/api/ingestion.md's table is written from these)."""
 
     max_event_bytes: int = 65_536
     max_id_chars: int = 200

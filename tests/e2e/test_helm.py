@@ -101,7 +101,7 @@ def test_the_migration_hook_job_is_accepted(kube_cluster: KubeCluster, chart: Pa
 
 
 def test_the_k8s_folder_is_accepted(kube_cluster: KubeCluster) -> None:
-    """`kubectl apply -k k8s/` (README): the CRDs for real (a dry run cannot establish them),
+    """`kubectl apply -k k8s/` (docs/deploy.md): the CRDs for real (a dry run cannot establish them),
     then everything else as a server-side dry run in the namespace the kustomization names."""
     kustomization = yaml.safe_load((ROOT / "k8s/kustomization.yaml").read_text())
     namespace = kustomization["namespace"]

@@ -2,7 +2,7 @@
 on Kafka killed whole: every acknowledged (202) event is stored, and stored once.
 
 The scenarios live in tests/fixtures/cluster_faults.py; bench/faults.py runs them as rows of
-the README's table. They share the session's cluster (tests/fixtures/kafka.py): each one
+the table in docs/benchmarks.md ("Faults"). They share the session's cluster (tests/fixtures/kafka.py): each one
 waits for the cluster to be whole before its fault and leaves it whole.
 """
 
