@@ -57,7 +57,8 @@ class RequestTelemetry:
                 status = message["status"]
             await send(message)
 
-        # Without a tracer provider there is no span to make: even a no-op one cost ~4 µs a request.
+        # Without a tracer provider there is no span to make: even a no-op one has a cost per request
+        # (docs/benchmarks.md, "Measurements behind design choices").
         span = None
         if tracing_enabled():
             span = tracer().start_as_current_span(

@@ -1,7 +1,7 @@
 """Archive and replay throughput: the archive writer alone, then `streamtrack replay`'s produce rate.
 
-    .venv/bin/python -P bench/archive.py                  # 200k events, 6 partitions
-    .venv/bin/python -P bench/archive.py --events 1000000
+    .venv/bin/python bench/archive.py                  # 200k events, 6 partitions
+    .venv/bin/python bench/archive.py --events 1000000
 
 One Apache Kafka node and one SeaweedFS (`weed server`, built by `make seaweedfs`) on loopback,
 started here and stopped at the end. The events topic is filled first (canonical events of

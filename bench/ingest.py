@@ -1,7 +1,7 @@
 """Ingestion at its ceilings: POST /track and POST /batch against what bounds them, in one run.
 
-    make bench                       # or: .venv/bin/python -P bench/ingest.py --duration 8
-    .venv/bin/python -P bench/ingest.py --brokers kafka --profile /tmp/prof   # py-spy flame data too
+    make bench                       # or: .venv/bin/python bench/ingest.py --duration 8
+    .venv/bin/python bench/ingest.py --brokers kafka --profile /tmp/prof   # py-spy flame data too
 
 For each broker (Apache Kafka, one KRaft node; the local Tansu broker) one table row per case:
 - a bare Litestar handler on the same server stack (api/server.py's `make_server`), fed the
@@ -213,10 +213,12 @@ def profiling(pid: int, out: Path | None, duration: int) -> Iterator[None]:
 
 
 BASELINE_LAUNCHER = """
-import importlib.util, sys
+import importlib.util, os, sys
 tree = sys.argv.pop(1)
 sys.path.insert(0, tree)
 for name in ("api", "worker", "operator"):  # the package-dir mapping of pyproject.toml, onto `tree`
+    if not os.path.exists(f"{tree}/{name}/__init__.py"):
+        continue  # a namespace portion (operator/ today): the tree's streamtrack/<name> link finds it
     spec = importlib.util.spec_from_file_location(
         f"streamtrack.{name}", f"{tree}/{name}/__init__.py", submodule_search_locations=[f"{tree}/{name}"])
     sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
@@ -334,7 +336,7 @@ def measure_broker(name: str, bootstrap: str, args: argparse.Namespace, data: Pa
     key = write_key(data / f"{name}-on", base)
     apis = ("off", "on", "base") if args.baseline else ("off", "on")
     ports = {case: free_port() for case in ("echo", *apis)}
-    api = [sys.executable, "-P", "-m", "streamtrack.cli", "api"]
+    api = [sys.executable, "-m", "streamtrack.cli", "api"]
     envs = {
         case: {**base, "STREAMTRACK_PORT": str(ports[case]), "STREAMTRACK_DATA_DIR": str(data / f"{name}-{case}"),
                "STREAMTRACK_AUTH": "on" if case == "on" else "off"}
@@ -352,10 +354,11 @@ def measure_broker(name: str, bootstrap: str, args: argparse.Namespace, data: Pa
     logs = data / "logs"
     logs.mkdir(exist_ok=True)
     with (
-        child([sys.executable, "-P", str(Path(__file__).resolve()), "--serve-echo", str(ports["echo"])], base,
+        child([sys.executable, str(Path(__file__).resolve()), "--serve-echo", str(ports["echo"])], base,
               logs / f"{name}-echo.log", url["echo"], "/readyz") as echo,
         child(api, envs["off"], logs / f"{name}-api-off.log", url["off"], "/readyz") as off,
         child(api, envs["on"], logs / f"{name}-api-on.log", url["on"], "/readyz") as on,
+        # -P: an older tree's operator/ package would shadow the standard library's from the working directory.
         (child([sys.executable, "-P", "-c", BASELINE_LAUNCHER, str(args.baseline), "api"], envs["base"],
                logs / f"{name}-api-base.log", url["base"], "/readyz") if args.baseline
          else contextlib.nullcontext()) as baseline,

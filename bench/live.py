@@ -1,6 +1,6 @@
 """The live feed's delay and the gRPC API's throughput, on `streamtrack dev` (Apache Kafka, one process).
 
-    .venv/bin/python -P bench/live.py [--events 300] [--seconds 5] [--concurrency 16]
+    .venv/bin/python bench/live.py [--events 300] [--seconds 5] [--concurrency 16]
 
 Starts `streamtrack dev` (its own Kafka node and data folder, free ports), then:
 1. delay: one stream open on GET /activities/stream; events sent one by one to POST /track,
