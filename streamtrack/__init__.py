@@ -1,3 +1,3 @@
 """StreamTrack: self-hosted event tracking — HTTP -> Kafka -> ClickHouse, with a query API."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
