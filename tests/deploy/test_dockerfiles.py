@@ -53,7 +53,7 @@ def test_final_stage_is_slim_pinned_non_root_and_drains_on_sigterm(name: str, co
     assert "STOPSIGNAL SIGTERM" in final and "HEALTHCHECK" in final
     assert 'ENTRYPOINT ["streamtrack"]' in final and f'CMD ["{command}"]' in final
     assert "-c constraints.txt" in stages[0]
-    assert "COPY pyproject.toml setup.py constraints.txt README.md ./" in stages[0], "setup.py finds the packages"
+    assert "COPY pyproject.toml setup.py constraints.txt README.md LICENSE ./" in stages[0], "setup.py finds the packages"
 
 
 # What each image's commands need (streamtrack/extras.py): the API image serves `api` and `grpc` (the chart's
