@@ -105,9 +105,9 @@ def _command(
     if sdk == "segment-node":
         node = shutil.which("node")
         if node is None or not (sdk_dir / "node" / "node_modules" / "@segment" / "analytics-node").is_dir():
-            pytest.skip(
-                reason="no Node.js on this machine (or npm could not install @segment/analytics-node): "
-                "the Node SDK test runs where `node` and `npm` exist"
+            pytest.fail(
+                "no Node.js on this machine, or `make sdk-clients` (a prerequisite of `make test`) could not"
+                " install @segment/analytics-node: the Node SDK is one of the clients the Segment API is tested with"
             )
         env["NODE_PATH"] = str(sdk_dir / "node" / "node_modules")
         return [node, str(SENDERS / "send_node.js"), host, *ids], env
