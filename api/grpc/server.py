@@ -68,9 +68,12 @@ class GrpcServer:
             raise ConfigError(
                 f"cannot listen for gRPC on {self.address} ({exc}); stop what uses it or set STREAMTRACK_GRPC_PORT"
             ) from None
+        # Known and NOT_SERVING from the first call: a probe in the gap before the first readiness
+        # check must be told "not yet", not NOT_FOUND.
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await server.start()
         self._server = server
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._check_ready()
         self._readiness = asyncio.create_task(self._watch_readiness(), name="grpc-readiness")
         return self.port

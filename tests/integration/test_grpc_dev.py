@@ -70,8 +70,11 @@ def test_streamtrack_grpc_serves_alone_and_drains_on_sigterm(broker: KafkaCluste
     try:
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
-            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=10)
-            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            check = health_pb2_grpc.HealthStub(channel).Check
+            request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+            first = check(request, timeout=10).status  # never NOT_FOUND, even before the first readiness check
+            assert first in (health_pb2.HealthCheckResponse.NOT_SERVING, health_pb2.HealthCheckResponse.SERVING)
+            wait_until(lambda: check(request, timeout=10).status == health_pb2.HealthCheckResponse.SERVING, 60, "SERVING")
             reply = EventServiceStub(channel).PublishEvent(
                 PublishEventRequest(event=Event(event_type="signup", user_id="alone", event_id="a-1")), timeout=30,
             )

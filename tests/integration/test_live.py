@@ -126,10 +126,11 @@ class Stream:
 
 
 def read_frames(stream: Stream, body: bytearray, count: int) -> None:
-    """Raw bytes of `stream` into `body` until `count` events came (or the stream ended)."""
+    """Raw bytes of `stream` into `body` until `count` whole events came (or the stream ended)."""
     for chunk in stream.response.iter_bytes():
         body.extend(chunk)
-        if body.count(b"\ndata: ") + body.startswith(b"data: ") >= count:
+        whole = b"\n" + body[: body.rfind(b"\n\n") + 2]  # frames end with a blank line; the last may be cut
+        if whole.count(b"\ndata: ") >= count:
             return
 
 
