@@ -31,34 +31,47 @@ class Batch:
     """Written with the batch's rows (`insert_batch`); the same across retries of its insert."""
     stored: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     """(project_id, event_id) of the events its insert stored."""
+    _ranges: dict[tuple[str, int], tuple[int, int]] | None = dataclasses.field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.messages)
 
+    def ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(topic, partition) -> (first, last) offset of its records in the batch.
+
+        One pass over the records, kept until the batch is trimmed: the commit and the dedup
+        token both read it, and a batch holds tens of thousands of records.
+        """
+        if self._ranges is None:
+            ranges: dict[tuple[str, int], tuple[int, int]] = {}
+            for message in self.messages:
+                key, offset = (message.topic(), message.partition()), message.offset()
+                span = ranges.get(key)
+                if span is None:
+                    ranges[key] = (offset, offset)
+                elif offset > span[1]:  # records of a partition arrive in order: the usual case
+                    ranges[key] = (span[0], offset)
+                elif offset < span[0]:
+                    ranges[key] = (offset, span[1])
+            self._ranges = ranges
+        return self._ranges
+
     def next_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> offset to commit: one past the last record of the batch."""
-        offsets: dict[tuple[str, int], int] = {}
-        for message in self.messages:
-            key = (message.topic(), message.partition())
-            offsets[key] = max(offsets.get(key, 0), message.offset() + 1)
-        return offsets
+        return {key: last + 1 for key, (_, last) in self.ranges().items()}
 
     def dedup_token(self) -> str:
         """Same records -> same token, so ClickHouse drops a replayed insert of this batch.
 
         Like the ClickHouse Kafka sink: topic, partition and offset range of each partition.
         """
-        ranges: dict[tuple[str, int], list[int]] = {}
-        for message in self.messages:
-            span = ranges.setdefault((message.topic(), message.partition()), [message.offset(), message.offset()])
-            span[0] = min(span[0], message.offset())
-            span[1] = max(span[1], message.offset())
-        text = ",".join(f"{t}-{p}-{lo}-{hi}" for (t, p), (lo, hi) in sorted(ranges.items()))
+        text = ",".join(f"{t}-{p}-{lo}-{hi}" for (t, p), (lo, hi) in sorted(self.ranges().items()))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def drop_partitions(self, revoked: set[tuple[str, int]]) -> None:
         """Forget records of partitions taken away; their new owner reads them again."""
         self.messages = [m for m in self.messages if (m.topic(), m.partition()) not in revoked]
+        self._ranges = None
 
 
 def collect(consumer: Consumer, batch: Batch, max_events: int, max_wait: float, stop: threading.Event) -> Batch:

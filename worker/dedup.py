@@ -28,47 +28,56 @@ from streamtrack.store import EventStore
 MINUTE_MS = 60_000
 
 
-def id_key(project_id: str, event_id: str) -> str:
-    """An event's identity: its id within its project (two projects may send the same id)."""
-    return f"{project_id}\0{event_id}"
-
-
 class RecentIds:
-    """The ids of the events stored with a timestamp at or after `horizon` (id -> minute of its time)."""
+    """The ids of the events stored with a timestamp at or after `horizon`, by project
+    (project -> event id -> minute of its time: no key string is built per event)."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.horizon = 2**62  # nothing is known before the first warm-up
-        self._minute_of: dict[str, int] = {}
+        self._minute_of: dict[str, dict[str, int]] = {}
+        self._size = 0
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._minute_of
+    def ids(self, project_id: str) -> dict[str, int]:
+        """A project's remembered ids (event id -> minute), read-only; empty if none."""
+        return self._minute_of.get(project_id, _NONE)
 
     def __len__(self) -> int:
-        return len(self._minute_of)
+        return self._size
 
     def reset(self, horizon: int, stored: Iterable[tuple[str, str, int]]) -> None:
         """Forget everything; then remember `stored` (project, id, timestamp ms), all at or after `horizon`."""
-        self._minute_of.clear()
-        self.horizon = horizon
-        self.add((id_key(project, event_id), ms) for project, event_id, ms in stored)
-
-    def add(self, stored: Iterable[tuple[str, int]]) -> None:
-        """Remember events just stored (key, timestamp ms); those before the horizon need no memory."""
-        horizon, minute_of = self.horizon, self._minute_of
-        for key, ms in stored:
+        self._minute_of, self.horizon = {}, horizon
+        for project, event_id, ms in stored:
             if ms >= horizon:
-                minute_of[key] = ms // MINUTE_MS
-        if len(minute_of) > self.capacity:
+                self._minute_of.setdefault(project, {})[event_id] = ms // MINUTE_MS
+        self._count_and_trim()
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Remember events just stored; those before the horizon need no memory."""
+        horizon, by_project, project, ids = self.horizon, self._minute_of, None, _NONE
+        for event in events:
+            if event.timestamp < horizon:
+                continue
+            if event.project_id != project:  # batches are mostly one project: one lookup per run
+                project = event.project_id
+                ids = by_project.setdefault(project, {})
+            ids[event.event_id] = event.timestamp // MINUTE_MS
+        self._count_and_trim()
+
+    def _count_and_trim(self) -> None:
+        self._size = sum(len(ids) for ids in self._minute_of.values())
+        if self._size > self.capacity:
             self._evict()
 
     def _evict(self) -> None:
         """Drop the oldest minutes down to 90 % of capacity (amortized: one pass per eviction);
         the horizon moves past them."""
         per_minute: dict[int, int] = {}
-        for minute in self._minute_of.values():
-            per_minute[minute] = per_minute.get(minute, 0) + 1
-        keep, total = 0.9 * self.capacity, len(self._minute_of)
+        for ids in self._minute_of.values():
+            for minute in ids.values():
+                per_minute[minute] = per_minute.get(minute, 0) + 1
+        keep, total = 0.9 * self.capacity, self._size
         cut = None
         for minute in sorted(per_minute):
             if total <= keep:
@@ -77,8 +86,16 @@ class RecentIds:
             cut = minute
         if cut is None:
             return
-        self._minute_of = {key: minute for key, minute in self._minute_of.items() if minute > cut}
+        self._minute_of = {
+            project: kept
+            for project, ids in self._minute_of.items()
+            if (kept := {event_id: minute for event_id, minute in ids.items() if minute > cut})
+        }
+        self._size = total
         self.horizon = max(self.horizon, (cut + 1) * MINUTE_MS)
+
+
+_NONE: dict[str, int] = {}
 
 
 def warm(cache: RecentIds, store: EventStore, *, now_ms: int, window_ms: int) -> None:
@@ -108,13 +125,19 @@ def new_events(
     looked up in ClickHouse, since a replay follows data lost or deleted there, which the
     cache would still remember as stored.
     """
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     fresh: list[Event] = []
     by_day: dict[tuple[str, str], list[Event]] = {}
     by_id: dict[str, list[Event]] = {}
+    project, known = None, _NONE
     for event in events:
-        key = id_key(event.project_id, event.event_id)
-        if key in seen or (trust_cache and key in cache):
+        if event.project_id != project:  # batches are mostly one project: one dict lookup per run
+            project = event.project_id
+            known = cache.ids(project) if trust_cache else _NONE
+        if event.event_id in known:
+            continue
+        key = (project, event.event_id)
+        if key in seen:
             continue
         seen.add(key)
         same_time = event.generated_id or event.timestamp != event.received_at

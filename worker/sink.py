@@ -20,7 +20,7 @@ from streamtrack.store.identities import insert_identities
 from streamtrack.telemetry import metrics
 from streamtrack.telemetry.tracing import tracer
 from streamtrack.timestamps import now_ms
-from streamtrack.worker.dedup import RecentIds, id_key, new_events, warm
+from streamtrack.worker.dedup import RecentIds, new_events, warm
 from streamtrack.worker.erasures import Tombstones
 
 log = structlog.get_logger(__name__)
@@ -71,6 +71,6 @@ class Sink:
         ):
             self.store.insert(fresh, dedup_token=dedup_token, batch=batch_id)
         seconds = time.perf_counter() - started
-        self.recent.add((id_key(e.project_id, e.event_id), e.timestamp) for e in fresh)
+        self.recent.add(fresh)
         metrics.INSERT_LATENCY.observe(seconds)
         log.debug("batch inserted", events=len(fresh), seconds=round(seconds, 4))

@@ -49,6 +49,10 @@ class BotFilter:
         self.max_users = max_users
         self._recent: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()  # (project, user) -> {event_id: time}
 
+    def __len__(self) -> int:
+        """How many users' recent events it holds: at most `max_users`."""
+        return len(self._recent)
+
     def bots(self, events: Sequence[Event]) -> list[bool]:
         """One flag per event, in order: True for a burst's events and known bot agents."""
         flags = [is_bot_agent(e.user_agent) for e in events]
@@ -84,10 +88,10 @@ class BotFilter:
         newest = max(seen.values())
         if len(seen) <= self.limit + 1:
             self._recent[user] = {i: t for i, t in seen.items() if newest - t < WINDOW_MS}
-            return
-        recent = sorted(((t, i) for i, t in seen.items() if newest - t < WINDOW_MS), reverse=True)
-        self._recent[user] = {event_id: t for t, event_id in recent[: self.limit + 1]}
-        while len(self._recent) > self.max_users:
+        else:
+            recent = sorted(((t, i) for i, t in seen.items() if newest - t < WINDOW_MS), reverse=True)
+            self._recent[user] = {event_id: t for t, event_id in recent[: self.limit + 1]}
+        while len(self._recent) > self.max_users:  # every user counts towards the bound, bursting or not
             self._recent.popitem(last=False)
 
 

@@ -107,6 +107,13 @@ def test_bot_filter_catches_a_burst_split_across_batches_and_judges_a_replay_the
     assert bots.bots(later) == [False]  # the next minute: a person again
 
 
+def test_bot_filter_stays_within_its_memory_bound() -> None:
+    bots = BotFilter(limit=10, max_users=100)
+    for start in range(0, 10_000, 1000):  # 10,000 users of one event each: none a burst
+        bots.bots([event(f"e{i}", f"user-{i}", 1_000_000 + i) for i in range(start, start + 1000)])
+    assert len(bots) == 100
+
+
 def test_known_bot_agents_are_flagged_plain_clients_are_not() -> None:
     for agent in ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
                   "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 HeadlessChrome/120.0 Safari/537.36",
