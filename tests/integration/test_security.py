@@ -269,6 +269,10 @@ def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secu
             assert client.post("/v1/identify", json=identify, auth=(project.write, "")).status_code == 200
         with secure.client(project.read) as client:
             secure.pipeline.wait_for(lambda: client.get(f"/users/{SHARED_USER}").status_code == 200, what="traits")
+        # The traits are stored just before their $identify event (the worker's order): wait for both.
+        where = "project_id = {p:String} AND user_id = {u:String} AND event_type = '$identify'"
+        secure.pipeline.wait_for(lambda p=project: bool(stored(store, where, p=p.project_id, u=SHARED_USER)),
+                                 what="the $identify event")
     before_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
     before_b = stored(store, "project_id = {p:String}", p=secure.b.project_id)
     with secure.client(secure.a.read) as client:
