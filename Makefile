@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test test-fast lint docs audit bench install kafka kube-testbed prometheus-testbed grpcurl smoke-grpc seaweedfs clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
+.PHONY: dev test test-fast lint docs audit bench install kafka go-tools smoke-grpc clean sdk-clients lint-deploy k8s images push-images deploy smoke rollback
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/apt-install python3-venv
@@ -35,31 +35,15 @@ kafka: $(STAMP)
 sdk-clients:
 	PYTHON=$(PYTHON) scripts/sdk-clients
 
-# etcd, kube-apiserver, kubectl and Helm built from the Go module proxy (pinned in scripts/kube_testbed.py),
-# cached by version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): the API server of tests/e2e.
-# Cold: about 10 minutes on 2 cores; cached: nothing to do.
-kube-testbed:
-	$(PYTHON) scripts/kube_testbed.py build
+# The test bed's Go tools, built from the Go module proxy (pinned in scripts/gotools.py) and cached by
+# version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): etcd, kube-apiserver, kubectl and Helm
+# (tests/e2e), promtool and Prometheus (the alerts), grpcurl (the gRPC API) and SeaweedFS's `weed` (the
+# archive's object store). One tool: `python scripts/gotools.py build helm`. Cold: about 25 minutes on
+# 2 free cores, all tools; cached: nothing to do.
+go-tools:
+	$(PYTHON) scripts/gotools.py build
 
-# promtool and Prometheus built from the Go module proxy (pinned in scripts/prometheus_testbed.py), cached
-# by version there too: the alert rules' checks (tests/deploy) and the alerting e2e (tests/e2e/test_alerts.py).
-# Cold: about 10 minutes on 2 cores (shares Go's caches with kube-testbed); cached: nothing to do.
-prometheus-testbed:
-	$(PYTHON) scripts/prometheus_testbed.py build
-
-# grpcurl (the gRPC API's tests call it as an operator would), built from the Go module proxy (pinned in
-# scripts/grpcurl_testbed.py), cached by version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR).
-# Cold: about 4 minutes on 2 cores; cached: nothing to do.
-grpcurl:
-	$(PYTHON) scripts/grpcurl_testbed.py build
-
-# SeaweedFS's `weed` (Apache-2.0), the S3-compatible object store of the archive's tests, built from
-# the Go module proxy (pinned in scripts/seaweedfs.py), cached by version under ~/.cache/streamtrack
-# (STREAMTRACK_CACHE_DIR). Cold: several minutes on 2 cores; cached: nothing to do.
-seaweedfs:
-	$(PYTHON) scripts/seaweedfs.py build
-
-test: $(STAMP) lint docs $(CHROMIUM) sdk-clients kafka kube-testbed prometheus-testbed grpcurl seaweedfs
+test: $(STAMP) lint docs $(CHROMIUM) sdk-clients kafka go-tools
 	$(BIN)/pytest -q
 	$(BIN)/python scripts/dependency_audit.py
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/archive.py                  # 200k events, 6 partitions
     .venv/bin/python bench/archive.py --events 1000000
 
-One Apache Kafka node and one SeaweedFS (`weed server`, built by `make seaweedfs`) on loopback,
+One Apache Kafka node and one SeaweedFS (`weed server`, built by `make go-tools`) on loopback,
 started here and stopped at the end. The events topic is filled first (canonical events of
 two projects, ~300 bytes each); then one archive writer (batches of
 STREAMTRACK_ARCHIVE_BATCH_MAX_EVENTS) archives it all: events/s, objects, compressed bytes.

@@ -1,4 +1,4 @@
-"""The chart's alerts on a real Prometheus (scripts/prometheus_testbed.py) scraping a running pipeline
+"""The chart's alerts on a real Prometheus (built by scripts/gotools.py) scraping a running pipeline
 on loopback: the API and a worker as processes with their metrics ports, Apache Kafka (`broker`),
 and the operator holding the chart ServiceAccount's token against the Kubernetes test bed
 (`kube_cluster`), so the lag it reads from Kafka is scraped too.

@@ -1,4 +1,4 @@
-"""The gRPC API as an operator calls it: grpcurl (built from the Go module proxy, `make grpcurl`).
+"""The gRPC API as an operator calls it: grpcurl (built from the Go module proxy, `make go-tools`).
 
 grpcurl finds the service through server reflection (and, separately, from proto/event.proto, the
 contract in the repository), publishes events as JSON, sees bad input and auth refused with the
@@ -7,10 +7,8 @@ status and message a person can act on, and checks health as Kubernetes' probes 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,25 +16,14 @@ from pathlib import Path
 import pytest
 
 from streamtrack.api.grpc import SERVICE_NAME
+from tests.fixtures.gotools import binary
 from tests.fixtures.grpc import GrpcApi
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
 
 
-def _grpcurl() -> Path:
-    spec = importlib.util.spec_from_file_location("grpcurl_testbed", ROOT / "scripts" / "grpcurl_testbed.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["grpcurl_testbed"] = module
-    spec.loader.exec_module(module)
-    path: Path = module.binary()
-    if not path.is_file():
-        pytest.fail(f"grpcurl is missing at {path}: run `make grpcurl` (make test does it)")
-    return path
-
-
-GRPCURL = _grpcurl()
+GRPCURL = binary("grpcurl")
 
 
 def grpcurl(api: GrpcApi, *args: str, data: object = None, key: str | None = None,

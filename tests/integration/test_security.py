@@ -73,6 +73,9 @@ def make_project(store: EventStore, name: str) -> Project:
     return Project(project_id, write.secret, read.secret)
 
 
+IDENTIFY_ROWS = "project_id = {p:String} AND user_id = {u:String} AND event_type = '$identify'"
+
+
 def stored(store: EventStore, where: str = "1", **params: str) -> list[tuple]:
     sql = f"SELECT project_id, user_id, event_type, is_bot FROM `{store.database}`.events WHERE {where} ORDER BY event_id"
     return store.backend.query(sql, params)
@@ -270,8 +273,7 @@ def test_erasure_removes_one_users_rows_in_the_callers_project_only(secure: Secu
         with secure.client(project.read) as client:
             secure.pipeline.wait_for(lambda: client.get(f"/users/{SHARED_USER}").status_code == 200, what="traits")
         # The traits are stored just before their $identify event (the worker's order): wait for both.
-        where = "project_id = {p:String} AND user_id = {u:String} AND event_type = '$identify'"
-        secure.pipeline.wait_for(lambda p=project: bool(stored(store, where, p=p.project_id, u=SHARED_USER)),
+        secure.pipeline.wait_for(lambda p=project: bool(stored(store, IDENTIFY_ROWS, p=p.project_id, u=SHARED_USER)),
                                  what="the $identify event")
     before_a = stored(store, "project_id = {p:String}", p=secure.a.project_id)
     before_b = stored(store, "project_id = {p:String}", p=secure.b.project_id)
