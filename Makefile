@@ -40,8 +40,8 @@ sdk-clients:
 # (tests/e2e), promtool and Prometheus (the alerts), grpcurl (the gRPC API) and SeaweedFS's `weed` (the
 # archive's object store). One tool: `python scripts/gotools.py build helm`. Cold: about 25 minutes on
 # 2 free cores, all tools; cached: nothing to do.
-go-tools:
-	$(PYTHON) scripts/gotools.py build
+go-tools: $(STAMP)
+	$(BIN)/python scripts/gotools.py build
 
 test: $(STAMP) lint docs $(CHROMIUM) sdk-clients kafka go-tools
 	$(BIN)/pytest -q

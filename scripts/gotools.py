@@ -3,12 +3,13 @@
 promtool and Prometheus (the alerts' checks and e2e), grpcurl (the gRPC API as an operator calls
 it) and SeaweedFS's `weed` (the archive's S3-compatible object store).
 
-Usage: python scripts/gotools.py build [TOOL ...]   (default: all; prints each folder)
-       python scripts/gotools.py path BINARY        (print a binary's path)
+Usage: .venv/bin/python scripts/gotools.py build [TOOL ...]   (default: all; prints each folder)
+       .venv/bin/python scripts/gotools.py path BINARY        (print a binary's path)
 
-The cache is $STREAMTRACK_CACHE_DIR, else ${XDG_CACHE_HOME:-~/.cache}/streamtrack (the folder the
-Kafka jars use too). Go's module and build caches live there as well (go/mod, go/build), so the
-tools share downloaded modules and compiled packages, and CI can keep one folder between runs.
+The cache is StreamTrack's, where the Kafka jars are too (`streamtrack.kafka.apache.fetch.cache_root`:
+$STREAMTRACK_CACHE_DIR, else ${XDG_CACHE_HOME:-~/.cache}/streamtrack). Go's module and build caches
+live there as well (go/mod, go/build), so the tools share downloaded modules and compiled packages,
+and CI can keep one folder between runs.
 Each tool is one entry of TOOLS: its folder, its binaries and the go commands that build them.
 """
 
@@ -27,6 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streamtrack.kafka.apache.fetch import cache_root as cache_dir
+
 ETCD_VERSION = "v3.6.14"
 KUBERNETES_VERSION = "v1.37.2"
 HELM_VERSION = "v4.3.2"
@@ -36,14 +39,6 @@ PROMETHEUS_VERSION = "3.16.0"
 GRPCURL_VERSION = "v1.9.3"
 # SeaweedFS (Apache-2.0) is published only as a pseudo-version.
 SEAWEEDFS_VERSION = "v0.0.0-20261109003541-7506e5f91cd6"
-
-
-def cache_dir() -> Path:
-    """Where the binaries and Go's caches live (env STREAMTRACK_CACHE_DIR overrides)."""
-    if explicit := os.environ.get("STREAMTRACK_CACHE_DIR"):
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "streamtrack"
 
 
 def go(args: list[str], cwd: Path, *, in_module: bool = True, gobin: Path | None = None) -> str:
