@@ -38,7 +38,7 @@ sdk-clients:
 # The test bed's Go tools, built from the Go module proxy (pinned in scripts/gotools.py) and cached by
 # version under ~/.cache/streamtrack (STREAMTRACK_CACHE_DIR): etcd, kube-apiserver, kubectl and Helm
 # (tests/e2e), promtool and Prometheus (the alerts), grpcurl (the gRPC API) and SeaweedFS's `weed` (the
-# archive's object store). One tool: `python scripts/gotools.py build helm`. Cold: about 25 minutes on
+# archive's object store). One tool: `.venv/bin/python scripts/gotools.py build helm`. Cold: about 25 minutes on
 # 2 free cores, all tools; cached: nothing to do.
 go-tools: $(STAMP)
 	$(BIN)/python scripts/gotools.py build
