@@ -146,9 +146,10 @@ SETTINGS: dict[str, Setting] = {
     ),
     "forwarded_allow_ips": Setting(
         "STREAMTRACK_FORWARDED_ALLOW_IPS", "", _addresses,
-        "Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` the API believes: addresses or CIDR networks, "
-        "comma-separated, or `*`. Empty: none, the client address is the peer's (a client cannot choose the "
-        "address the rate limiter sees). The chart sets its Ingress's.",
+        "Proxies whose `X-Forwarded-For`/`X-Forwarded-Proto` the API believes (and the gRPC API's "
+        "`x-forwarded-for` metadata): addresses or CIDR networks, comma-separated, or `*`. Empty: none, the "
+        "client address is the peer's (a client cannot choose the address the rate limiter sees). The chart "
+        "sets its Ingress's.",
     ),
     "http_header_timeout_seconds": Setting(
         "STREAMTRACK_HTTP_HEADER_TIMEOUT_SECONDS", "10", _int(1, 3600),

@@ -3,7 +3,8 @@
 The key travels as `authorization: Bearer KEY` (or Basic, as HTTP) or `x-streamtrack-key: KEY`;
 the same resolver (keys in ClickHouse, cached), the same per-address and per-key token buckets
 (per process, as per HTTP replica) and the same refusals. With STREAMTRACK_AUTH=off every call
-is the default project.
+is the default project. The client's address is the peer's, or what a trusted proxy forwarded in
+`x-forwarded-for` (STREAMTRACK_FORWARDED_ALLOW_IPS, as HTTP).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from streamtrack.api.auth import key_from_headers
 from streamtrack.api.grpc.status import RateLimited
 from streamtrack.auth.keys import KeyKind
 from streamtrack.auth.privacy import anonymize_ip
+from streamtrack.auth.proxies import TrustedProxies
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
 from streamtrack.auth.resolver import KeyResolver
 from streamtrack.config import Settings
@@ -40,17 +42,23 @@ class MetadataAuth:
         self.resolver = KeyResolver(store, settings.key_cache_seconds)
         self.per_key = RateLimiter(settings.rate_limit_key_per_s, 2 * settings.rate_limit_key_per_s)
         self.per_address = RateLimiter(settings.rate_limit_address_per_s, 2 * settings.rate_limit_address_per_s)
+        self.proxies = TrustedProxies(settings.forwarded_allow_ips)
+
+    def client_address(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's address: the peer's, unless the peer is a trusted proxy that forwarded one."""
+        forwarded = [value for key, value in context.invocation_metadata() or () if key.lower() == "x-forwarded-for"]
+        return self.proxies.client(peer_address(context.peer()), ", ".join(v for v in forwarded if isinstance(v, str)))
 
     def client_ip(self, context: grpc.aio.ServicerContext) -> str:
         """The address events record (truncated when STREAMTRACK_ANONYMIZE_IP is on)."""
-        address = peer_address(context.peer())
+        address = self.client_address(context)
         return anonymize_ip(address) if self.settings.anonymize_ip and address else address
 
     async def project(self, context: grpc.aio.ServicerContext) -> str:
         """The project of the call's write key; raises Unauthorized, WrongKeyKind or RateLimited."""
         if not self.settings.auth:
             return self.settings.default_project
-        if wait := self.per_address.take(peer_address(context.peer())):
+        if wait := self.per_address.take(self.client_address(context)):
             raise _too_many("address", wait)
         metadata = {key.lower(): value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         secret = key_from_headers(metadata)

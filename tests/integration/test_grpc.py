@@ -279,3 +279,28 @@ def test_a_call_over_the_batch_byte_limit_is_refused_by_grpc(grpc_api: GrpcApi) 
                                                 timeout=TIMEOUT)
     status, message, _ = refusal(call)
     assert status is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in message
+
+
+def test_forwarded_for_is_believed_only_from_configured_proxies(grpc_api: GrpcApi) -> None:
+    """As HTTP: `x-forwarded-for` names the client only when the peer is a trusted proxy; the address
+    is what events record and what the per-address limiter counts."""
+    running = grpc_api.pipeline.services
+    store = grpc_api.pipeline.store
+    forwarded = (*bearer(grpc_api.write_key), ("x-forwarded-for", "203.0.113.7, 127.0.0.1"))
+    stored = {}
+    for trusted in ("", "127.0.0.1"):
+        services = Services(running.settings.replace(forwarded_allow_ips=trusted), running.producer, store, running.limits)
+        server = BackgroundGrpc(services).start()
+        user = f"fwd-{uuid.uuid4().hex[:6]}"
+        try:
+            with grpc.insecure_channel(server.target) as channel:
+                EventServiceStub(channel).PublishEvent(
+                    PublishEventRequest(event=Event(event_type="x", user_id=user)), metadata=forwarded, timeout=TIMEOUT,
+                )
+        finally:
+            server.stop()
+        wait_for(grpc_api, 1, user_id=user)
+        (stored[trusted],) = store.backend.query(
+            f"SELECT ip FROM `{store.database}`.events WHERE user_id = {{u:String}}", {"u": user},
+        )[0]
+    assert stored == {"": "127.0.0.1", "127.0.0.1": "203.0.113.7"}

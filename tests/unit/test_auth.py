@@ -10,6 +10,7 @@ from streamtrack.api.auth import Access, access_of, key_from_headers
 from streamtrack.auth.bots import BotFilter, is_bot_agent, screen
 from streamtrack.auth.keys import KeyKind, hash_key, new_key
 from streamtrack.auth.privacy import anonymize_ip
+from streamtrack.auth.proxies import TrustedProxies
 from streamtrack.auth.ratelimit import RateLimiter, retry_after_seconds
 from streamtrack.events import Event
 
@@ -175,3 +176,20 @@ def test_bot_filter_keeps_each_projects_users_apart() -> None:
     assert flags == [False] * 6 + [True] * 40
     assert bots.bots(b_flood) == [True] * 40  # B's history carries over...
     assert bots.bots([of("a", "e6", 10_950)]) == [False]  # ...A's does not hold B's events
+
+
+@pytest.mark.parametrize(
+    ("allowed", "peer", "forwarded", "client"),
+    [
+        ("", "10.0.0.5", "203.0.113.7", "10.0.0.5"),  # no trusted proxies: the peer, whatever it sends
+        ("10.0.0.0/8", "192.0.2.1", "203.0.113.7", "192.0.2.1"),  # a peer that is no proxy of ours
+        ("10.0.0.0/8", "10.0.0.5", "203.0.113.7", "203.0.113.7"),
+        ("10.0.0.0/8", "10.0.0.5", "198.51.100.9, 203.0.113.7, 10.0.0.4", "203.0.113.7"),  # a chain: first untrusted from the right
+        ("10.0.0.0/8", "10.0.0.5", "10.0.0.3, 10.0.0.4", "10.0.0.3"),  # every hop a proxy: the farthest
+        ("10.0.0.0/8", "10.0.0.5", "", "10.0.0.5"),
+        ("*", "192.0.2.1", "203.0.113.7", "203.0.113.7"),
+        ("::1,10.0.0.5", "::1", "2001:db8::1", "2001:db8::1"),
+    ],
+)
+def test_trusted_proxies_name_the_client(allowed: str, peer: str, forwarded: str, client: str) -> None:
+    assert TrustedProxies(allowed).client(peer, forwarded) == client
