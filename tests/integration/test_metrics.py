@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import uuid
 
 import httpx
+import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -87,3 +90,18 @@ def test_the_worker_port_serves_metrics_and_health() -> None:
             assert client.get("/other").status_code == 404
     finally:
         server.stop()
+
+
+def test_a_scraper_that_hangs_up_mid_answer_prints_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    server = MetricsServer("127.0.0.1", 0).start()
+    host, port = server.url.removeprefix("http://").split(":")
+    try:
+        for _ in range(20):  # the answer is ~10 KB: some writes meet the reset, whichever moment it lands
+            with socket.create_connection((host, int(port)), timeout=5) as scraper:
+                scraper.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+                scraper.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200  # still serving
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
