@@ -7,7 +7,8 @@ outcome carries the same deduplication token, and a batch whose commit failed is
 where another insert stored it too (`fencing`).
 While ClickHouse is down the worker retries the same batch with backoff and commits nothing;
 meanwhile it pauses its partitions but keeps polling, so the group does not think it dead
-and rebalance (librdkafka's max.poll.interval.ms), and it resumes once the batch is stored.
+and rebalance (librdkafka's max.poll.interval.ms), and it resumes once the batch is stored
+(`worker.group`: the consumer-group side the archive writer shares).
 
 Each batch runs in a consumer span linked to the producer spans of its records (their
 `traceparent` header), with the ClickHouse insert as a child span.
@@ -17,15 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import TypeVar
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 from opentelemetry.trace import SpanKind
 
 from streamtrack.auth.bots import BotFilter, screen
@@ -33,7 +30,6 @@ from streamtrack.auth.privacy import anonymize_events
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
-from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
 from streamtrack.telemetry import metrics
 from streamtrack.telemetry.tracing import (
@@ -43,17 +39,14 @@ from streamtrack.telemetry.tracing import (
     tracer,
     tracing_enabled,
 )
-from streamtrack.worker.batching import Batch, collect
+from streamtrack.worker.batching import Batch
 from streamtrack.worker.deadletter import DeadLetters
 from streamtrack.worker.fencing import FencedBatches
+from streamtrack.worker.group import GroupMember
 from streamtrack.worker.records import REPLAY_HEADER, Rejected, decode_records
 from streamtrack.worker.sink import Sink
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
-MAX_BACKOFF = 5.0  # seconds; also the longest the worker stays idle after ClickHouse is back
-STATS_INTERVAL_MS = 5000
 
 
 def tune_gc() -> None:
@@ -84,80 +77,48 @@ class Worker:
         self.settings = settings
         self.store = store
         self.stats = WorkerStats()
-        self._stop = threading.Event()
-        self.assigned = threading.Event()
+        self._member = GroupMember(
+            settings, group=settings.consumer_group, client_id="streamtrack-worker", lag=metrics.CONSUMER_LAG,
+            paused=metrics.CONSUMPTION_PAUSED, on_assigned=self._on_assigned,
+        )
+        self.assigned = self._member.assigned
         """Set once the group gave this worker its partitions (the first join takes seconds)."""
-        self._batch = Batch()
-        self._paused = False
-        self.polled_at = time.monotonic()
-        """When the consumer was last served (librdkafka's statistics arrive only while we poll)."""
-        self._wake = threading.Event()
-        """Ends the current `collect`: set by stop()."""
-        self._consumer = self._new_consumer()
         self._dead_letters = DeadLetters(settings)
         self._bots = BotFilter(settings.bot_events_per_second)
         self._sink = Sink(store, cache_events=settings.dedup_cache_events, window_ms=settings.dedup_window_ms)
         self._fenced = FencedBatches()
 
-    def _new_consumer(self) -> Consumer:
-        settings = self.settings
-        return Consumer(
-            client_config(
-                settings,
-                **{
-                    "group.id": settings.consumer_group,
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": "earliest",
-                    "session.timeout.ms": settings.session_timeout_ms,
-                    "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 100),
-                    "partition.assignment.strategy": "cooperative-sticky",
-                    "client.id": "streamtrack-worker",
-                    "statistics.interval.ms": STATS_INTERVAL_MS,  # consumer lag, for the metric
-                    "stats_cb": self._on_stats,
-                },
-            )
-        )
-
     def stop(self) -> None:
         """Ask the loop to finish its batch, commit, and leave the group."""
-        self._stop.set()
-        self._wake.set()
+        self._member.stop_requested.set()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._member.stop_requested.is_set()
+
+    @property
+    def paused(self) -> bool:
+        """Consumption is paused while a batch is retried (ClickHouse down)."""
+        return self._member.paused
 
     def healthy(self, within: float = 120.0) -> bool:
         """The loop still serves the consumer (for `/healthz`): False means restart me."""
-        return time.monotonic() - self.polled_at < within
+        return time.monotonic() - self._member.polled_at < within
 
     def run(self) -> WorkerStats:
-        self._subscribe()
+        self._member.subscribe(self.settings.topic)
         log.info("worker started", topic=self.settings.topic, group=self.settings.consumer_group)
         try:
-            while not self._stop.is_set():
-                self._batch = Batch()  # the revoke callback trims this one while it fills
-                collect(
-                    self._consumer,
-                    self._batch,
-                    self.settings.batch_max_events,
-                    self.settings.batch_max_wait_ms / 1000,
-                    self._wake,
-                )
-                if self._batch.messages:
-                    self._process(self._batch)
-                self._fenced.resolve(self._consumer, self.store)
+            while not self.stopping:
+                batch = self._member.next_batch(self.settings.batch_max_events, self.settings.batch_max_wait_ms / 1000)
+                if batch.messages:
+                    self._process(batch)
+                self._fenced.resolve(self._member.consumer, self.store)
         finally:
-            self._consumer.close()  # leaves the group at once, so partitions move without waiting
+            self._member.close()
             self._dead_letters.close()
             log.info("worker stopped", **dataclasses.asdict(self.stats))
         return self.stats
-
-    def _subscribe(self) -> None:
-        self._consumer.subscribe(
-            [self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
 
     def _process(self, batch: Batch) -> None:
         links = links_to(span_context_from_headers(m.headers()) for m in batch.messages) if tracing_enabled() else []
@@ -178,7 +139,7 @@ class Worker:
                     events = anonymize_events(events)
                 return self._store(batch, events, rejected), events, rejected
 
-            outcome = self._with_retries(attempt)
+            outcome = self._member.retrying(attempt, self._on_store_failure)
             if outcome is None:
                 return  # stopping before the batch was stored: it is replayed by whoever reads next
             inserted, events, rejected = outcome
@@ -211,120 +172,25 @@ class Worker:
         batch.stored = [(e.project_id, e.event_id) for e in fresh]
         return len(fresh)
 
-    def _with_retries(self, action: Callable[[], T]) -> T | None:
-        """Run `action` until it succeeds (its result) or the worker is stopped (None).
-
-        After a failure consumption is paused until the action succeeds: the batch in hand
-        is retried, nothing new is read, nothing is committed.
-        """
-        backoff = 0.2
-        try:
-            while True:
-                try:
-                    return action()
-                except RetryableError as exc:
-                    self.stats.retries += 1
-                    metrics.STORE_RETRIES.inc()
-                    log.warning("batch not stored; consumption paused, retrying", error=exc.message, retry_in=backoff)
-                self._pause()
-                if self._wait_polling(backoff):
-                    return None
-                backoff = min(backoff * 2, MAX_BACKOFF)
-        finally:
-            self._resume()
-
-    def _pause(self) -> None:
-        if not self._paused:
-            self._consumer.pause(self._consumer.assignment() or [])
-            self._paused = True
-            metrics.CONSUMPTION_PAUSED.set(1)
-
-    def _resume(self) -> None:
-        if self._paused:
-            self._consumer.resume(self._consumer.assignment())
-            self._paused = False
-            metrics.CONSUMPTION_PAUSED.set(0)
-            log.info("consumption resumed")
-
-    def _wait_polling(self, seconds: float) -> bool:
-        """Wait `seconds` while serving the group (rebalances, liveness); True if stopping.
-
-        Records can still arrive from partitions assigned during the pause: those are
-        rewound (seek back) and paused too, to be read once the store is back.
-        """
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            arrived = [m for m in self._consumer.consume(num_messages=1000, timeout=min(left, 0.5)) if m.error() is None]
-            if arrived:
-                self._rewind(arrived)
-        return True
-
-    def _rewind(self, messages: list[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for message in messages:
-            key = (message.topic(), message.partition())
-            first[key] = min(first.get(key, message.offset()), message.offset())
-        partitions = [TopicPartition(topic, partition, offset) for (topic, partition), offset in first.items()]
-        self._consumer.pause(partitions)
-        for tp in partitions:
-            self._consumer.seek(tp)
+    def _on_store_failure(self, error: RetryableError, retry_in: float) -> None:
+        self.stats.retries += 1
+        metrics.STORE_RETRIES.inc()
+        log.warning("batch not stored; consumption paused, retrying", error=error.message, retry_in=retry_in)
 
     def _commit(self, batch: Batch) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
-        if not offsets:
-            return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            offsets = self._member.commit(batch)
         except KafkaException as exc:
             # Typically a rebalance took the partitions: the new owner replays them; if it stored
             # them again, this batch's rows are undone once the group commits past them (`fencing`).
             log.warning("commit failed; the batch is a suspect until the group commits past it", error=str(exc))
-            for tp in offsets:
-                self._fenced.add(tp.topic, tp.partition, tp.offset, batch.batch_id, batch.stored)
+            for (topic, partition), offset in batch.next_offsets().items():
+                self._fenced.add(topic, partition, offset, batch.batch_id, batch.stored)
             return
         for tp in offsets:
             self.stats.committed[tp.partition] = tp.offset
 
-    def _on_stats(self, stats_json: str) -> None:
-        """librdkafka's statistics (every STATS_INTERVAL_MS while polling): lag of our partitions."""
-        self.polled_at = time.monotonic()
-        try:
-            topic = json.loads(stats_json).get("topics", {}).get(self.settings.topic, {})
-        except ValueError:
-            return
-        mine = [p for p in topic.get("partitions", {}).values()
-                if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")]
-        metrics.CONSUMER_LAG.set(sum(max(p.get("consumer_lag", -1), 0) for p in mine))
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Start each new partition at the group's committed offset, read from the broker now.
-
-        librdkafka can otherwise resume a partition it owned before at its own last position,
-        which is wrong when the broker lost its log (the in-memory local broker after a
-        restart): the new log starts at 0 again and the records below that position would be
-        skipped. Without a commit, the partition starts at its beginning (auto.offset.reset).
-        """
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:
-            log.warning("committed offsets unknown; librdkafka picks the start positions", error=str(exc),
-                        partitions=sorted(tp.partition for tp in partitions))
-        else:
-            for tp in committed:
-                if tp.offset < 0:
-                    tp.offset = OFFSET_BEGINNING
-            consumer.incremental_assign(committed)
-            log.info("partitions assigned", starts={tp.partition: tp.offset for tp in committed})
+    def _on_assigned(self, partitions: list[TopicPartition]) -> None:
         # The previous owners' inserts are visible now (they gave the partitions up after their
         # last commit): what the dedup cache knows starts again from what ClickHouse holds.
         self._sink.warm()
-        self.assigned.set()
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        revoked = {(tp.topic, tp.partition) for tp in partitions}
-        before = len(self._batch)
-        self._batch.drop_partitions(revoked)
-        log.info("partitions revoked", partitions=sorted(p for _, p in revoked), dropped=before - len(self._batch))

@@ -22,28 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
-import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from streamtrack.archive import layout
 from streamtrack.archive.objects import ObjectStore
 from streamtrack.config import Settings
 from streamtrack.errors import RetryableError
 from streamtrack.events import Event
-from streamtrack.kafka.admin import client_config
 from streamtrack.telemetry import metrics
-from streamtrack.worker.batching import Batch, collect
+from streamtrack.worker.batching import Batch
+from streamtrack.worker.group import GroupMember
 from streamtrack.worker.records import REPLAY_HEADER, check_value
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
-MAX_BACKOFF = 5.0
-STATS_INTERVAL_MS = 5000
 ARCHIVE_REPLAY = b"archive"
 """The `streamtrack-replay` header's value on records replayed from the archive (`streamtrack.replay`)."""
 
@@ -67,58 +61,45 @@ def _from_archive(message: Message) -> bool:
 
 
 class ArchiveWriter:
-    """One member of the archive's group. `run()` blocks until `stop()`."""
+    """One member of the archive's group (`worker.group`, as the worker). `run()` blocks until `stop()`."""
 
     def __init__(self, settings: Settings, objects: ObjectStore | None = None) -> None:
         self.settings = settings
         self.objects = objects or ObjectStore(settings)
         self.prefix = settings.archive_prefix
         self.stats = ArchiveStats()
-        self.assigned = threading.Event()
-        self._stop = threading.Event()
-        self._batch = Batch()
-        self._paused = False
         self._fresh: set[tuple[str, int]] = set()
         """Partitions assigned since their last batch: their first batch checks earlier attempts."""
-        self._consumer = Consumer(client_config(settings, **{
-            "group.id": settings.archive_consumer_group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 100),
-            "partition.assignment.strategy": "cooperative-sticky",
-            "client.id": "streamtrack-archive",
-            "statistics.interval.ms": STATS_INTERVAL_MS,
-            "stats_cb": self._on_stats,
-        }))
+        self._member = GroupMember(
+            settings, group=settings.archive_consumer_group, client_id="streamtrack-archive",
+            lag=metrics.ARCHIVE_LAG, on_assigned=self._on_assigned,
+        )
+        self.assigned = self._member.assigned
 
     def stop(self) -> None:
-        self._stop.set()
+        self._member.stop_requested.set()
 
     def run(self) -> ArchiveStats:
-        if not self._with_retries(lambda: self.objects.ensure_bucket() or True, "bucket not ready"):
-            self._consumer.close()
+        if not self._member.retrying(lambda: self.objects.ensure_bucket() or True, self._on_failure("bucket not ready")):
+            self._member.close()
             return self.stats
-        self._consumer.subscribe([self.settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                 on_lost=self._on_revoke)
+        self._member.subscribe(self.settings.topic)
         log.info("archive writer started", topic=self.settings.topic, bucket=self.objects.bucket,
                  endpoint=self.objects.endpoint, group=self.settings.archive_consumer_group)
         try:
-            while not self._stop.is_set():
-                self._batch = Batch()
-                collect(self._consumer, self._batch, self.settings.archive_batch_max_events,
-                        self.settings.archive_batch_max_wait_ms / 1000, self._stop)
-                if self._batch.messages:
-                    self._process(self._batch)
+            while not self._member.stop_requested.is_set():
+                batch = self._member.next_batch(self.settings.archive_batch_max_events,
+                                                self.settings.archive_batch_max_wait_ms / 1000)
+                if batch.messages:
+                    self._process(batch)
         finally:
-            self._consumer.close()
+            self._member.close()
             log.info("archive writer stopped", **{k: v for k, v in dataclasses.asdict(self.stats).items()
                                                     if k != "committed"})
         return self.stats
 
     def _process(self, batch: Batch) -> None:
-        written = self._with_retries(lambda: self._write(batch), "batch not archived")
+        written = self._member.retrying(lambda: self._write(batch), self._on_failure("batch not archived"))
         if written is None:
             return  # stopping: whoever reads the partitions next writes the batch again
         self._commit(batch)
@@ -180,88 +161,24 @@ class ArchiveWriter:
                 log.info("archive: objects of an unfinished attempt removed", manifest=name, objects=len(stale))
             self.objects.delete([name])
 
-    def _with_retries(self, action: Callable[[], T], what: str) -> T | None:
-        """`action`'s result, retried with backoff while the object store fails; None if stopped first."""
-        backoff = 0.2
-        try:
-            while True:
-                try:
-                    return action()
-                except RetryableError as exc:
-                    self.stats.retries += 1
-                    metrics.ARCHIVE_RETRIES.inc()
-                    log.warning(f"archive: {what}; consumption paused, retrying", error=exc.message, retry_in=backoff)
-                self._pause()
-                if self._wait_polling(backoff):
-                    return None
-                backoff = min(backoff * 2, MAX_BACKOFF)
-        finally:
-            self._resume()
+    def _on_failure(self, what: str) -> Callable[[RetryableError, float], None]:
+        """What a failed attempt at `what` notes: a retry counted and logged."""
 
-    def _pause(self) -> None:
-        if not self._paused and self._consumer.assignment():
-            self._consumer.pause(self._consumer.assignment())
-            self._paused = True
+        def note(error: RetryableError, retry_in: float) -> None:
+            self.stats.retries += 1
+            metrics.ARCHIVE_RETRIES.inc()
+            log.warning(f"archive: {what}; consumption paused, retrying", error=error.message, retry_in=retry_in)
 
-    def _resume(self) -> None:
-        if self._paused:
-            self._consumer.resume(self._consumer.assignment())
-            self._paused = False
-
-    def _wait_polling(self, seconds: float) -> bool:
-        """Serve the group for `seconds` (records of partitions assigned meanwhile are rewound); True if stopping."""
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            arrived = [m for m in self._consumer.consume(num_messages=1000, timeout=min(left, 0.5)) if m.error() is None]
-            first: dict[tuple[str, int], int] = {}
-            for m in arrived:
-                key = (m.topic(), m.partition())
-                first[key] = min(first.get(key, m.offset()), m.offset())
-            rewind = [TopicPartition(t, p, o) for (t, p), o in first.items()]
-            if rewind:
-                self._consumer.pause(rewind)
-                for tp in rewind:
-                    self._consumer.seek(tp)
-        return True
+        return note
 
     def _commit(self, batch: Batch) -> None:
-        offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()]
-        if not offsets:
-            return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            offsets = self._member.commit(batch)
         except KafkaException as exc:
             log.warning("archive: commit failed; the partitions' next owner writes the batch again", error=str(exc))
             return
         for tp in offsets:
             self.stats.committed[tp.partition] = tp.offset
 
-    def _on_stats(self, stats_json: str) -> None:
-        try:
-            topic = json.loads(stats_json).get("topics", {}).get(self.settings.topic, {})
-        except ValueError:
-            return
-        mine = [p for p in topic.get("partitions", {}).values()
-                if p.get("partition", -1) >= 0 and p.get("fetch_state") not in (None, "none", "stopped")]
-        metrics.ARCHIVE_LAG.set(sum(max(p.get("consumer_lag", -1), 0) for p in mine))
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Start at the group's committed offsets, read now (see the worker's `_on_assign`)."""
-        try:
-            committed = consumer.committed(partitions, timeout=10)
-        except KafkaException as exc:
-            log.warning("archive: committed offsets unknown; librdkafka picks the start positions", error=str(exc))
-            committed = partitions
-        else:
-            for tp in committed:
-                if tp.offset < 0:
-                    tp.offset = OFFSET_BEGINNING
-            consumer.incremental_assign(committed)
-        self._fresh.update((tp.topic, tp.partition) for tp in committed)
-        self.assigned.set()
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._batch.drop_partitions({(tp.topic, tp.partition) for tp in partitions})
+    def _on_assigned(self, partitions: list[TopicPartition]) -> None:
+        self._fresh.update((tp.topic, tp.partition) for tp in partitions)
