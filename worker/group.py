@@ -1,5 +1,6 @@
-"""One member of a consumer group that stores what it reads in batches: the part the worker and
-the archive writer share (each brings its own store: ClickHouse, the object store).
+"""One member of a consumer group that stores what it reads in batches: the part the worker, the
+archive writer and the dead-letter loader share (each brings its own store: the events table,
+the object store, the dead_letters table).
 
 - **Start positions**: each assigned partition starts at the group's committed offset, read from
   the broker at assignment. librdkafka could otherwise resume a partition it owned before at its
@@ -58,6 +59,7 @@ class GroupMember:
         self.stop_requested = threading.Event()
         self._lag, self._paused_gauge, self._on_assigned = lag, paused, on_assigned
         self._paused = False
+        self._topic = ""
         self.consumer = Consumer(client_config(settings, **{
             "group.id": group,
             "enable.auto.commit": False,
@@ -77,6 +79,7 @@ class GroupMember:
         return self._paused
 
     def subscribe(self, topic: str) -> None:
+        self._topic = topic
         self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
     def next_batch(self, max_events: int, max_wait_s: float) -> Batch:
@@ -157,7 +160,7 @@ class GroupMember:
     def _on_stats(self, stats_json: str) -> None:
         self.polled_at = time.monotonic()
         try:
-            topic = json.loads(stats_json).get("topics", {}).get(self.settings.topic, {})
+            topic = json.loads(stats_json).get("topics", {}).get(self._topic, {})
         except ValueError:
             return
         mine = [p for p in topic.get("partitions", {}).values()

@@ -2,7 +2,8 @@
 
 `DeadLetterLoader.run` is a consumer group of its own (STREAMTRACK_DLQ_CONSUMER_GROUP) that
 each worker process runs on a thread (STREAMTRACK_DLQ_TABLE): insert, then commit, so no
-dead letter is missed. Loading is idempotent without any bookkeeping: a row's first
+dead letter is missed; while ClickHouse is unavailable it retries its batch with consumption
+paused and the group served, as the worker does (`worker.group`). Loading is idempotent without any bookkeeping: a row's first
 version has `updated_at` = the time it died, a replay writes a later version, and the
 table keeps the latest per record (ReplacingMergeTree), so loading a record again never
 undoes what a replay wrote. That is why `catch_up` (what `streamtrack dlq` runs before it
@@ -11,7 +12,6 @@ answers) may read the topic beside the group, without joining or committing.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from typing import Any
@@ -27,7 +27,8 @@ from streamtrack.kafka.admin import client_config
 from streamtrack.store import EventStore
 from streamtrack.store import deadletters as table
 from streamtrack.telemetry import metrics
-from streamtrack.worker.batching import Batch, collect
+from streamtrack.worker.batching import Batch
+from streamtrack.worker.group import GroupMember
 
 log = structlog.get_logger(__name__)
 DLQ_HEADER_PREFIX = "streamtrack-dlq-"
@@ -84,57 +85,56 @@ def letter_of(message: Message) -> table.DeadLetter:
 
 
 class DeadLetterLoader:
-    """One member of the loader group. `run()` blocks until `stop()`."""
+    """One member of the loader group (`worker.group`, as the worker). `run()` blocks until `stop()`."""
 
     def __init__(self, settings: Settings, store: EventStore) -> None:
         self.settings = settings
         self.store = store
         self.loaded = 0
-        self._stop = threading.Event()
+        self._member = GroupMember(
+            settings, group=settings.dlq_consumer_group, client_id="streamtrack-dlq-loader",
+            lag=metrics.DEAD_LETTERS_LAG,
+        )
+
+    @property
+    def paused(self) -> bool:
+        """Consumption is paused: a batch is being retried while ClickHouse is unavailable."""
+        return self._member.paused
 
     def stop(self) -> None:
-        self._stop.set()
+        self._member.stop_requested.set()
 
     def run(self) -> int:
-        settings = self.settings
-        consumer = Consumer(client_config(settings, **{
-            "group.id": settings.dlq_consumer_group, "enable.auto.commit": False, "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest", "session.timeout.ms": settings.session_timeout_ms,
-            "heartbeat.interval.ms": max(settings.session_timeout_ms // 3, 100),
-            "partition.assignment.strategy": "cooperative-sticky", "client.id": "streamtrack-dlq-loader",
-        }))
-        consumer.subscribe([settings.dlq_topic])
+        member = self._member
+        member.subscribe(self.settings.dlq_topic)
         try:
-            while not self._stop.is_set():
-                batch = collect(consumer, Batch(), BATCH_EVENTS, BATCH_WAIT_S, self._stop)
-                if not batch.messages:
-                    continue
-                if not self._insert(batch):
-                    return self.loaded
-                try:
-                    consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in batch.next_offsets().items()],
-                                    asynchronous=False)
-                except KafkaException as exc:
-                    log.warning("dead letters: commit failed; loaded again by the next owner (harmless)", error=str(exc))
+            while not member.stop_requested.is_set():
+                batch = member.next_batch(BATCH_EVENTS, BATCH_WAIT_S)
+                if batch.messages:
+                    self._process(batch)
         finally:
-            consumer.close()
+            member.close()
         return self.loaded
 
-    def _insert(self, batch: Batch) -> bool:
-        """Insert with retries while ClickHouse is unavailable; False if stopped first."""
-        letters = [letter_of(m) for m in batch.messages]
-        backoff = 0.2
-        while True:
-            try:
-                table.insert(self.store, letters, dedup_token=batch.dedup_token())
-                self.loaded += len(letters)
-                metrics.DEAD_LETTERS_LOADED.inc(len(letters))
-                return True
-            except RetryableError as exc:
-                log.warning("dead letters not loaded; retrying", error=exc.message, retry_in=backoff)
-                if self._stop.wait(backoff):
-                    return False
-                backoff = min(backoff * 2, 5.0)
+    def _process(self, batch: Batch) -> None:
+        if self._member.retrying(lambda: self._insert(batch), _note_failure) is None:
+            return  # stopping: the partitions' next owner loads the batch again
+        try:
+            self._member.commit(batch)
+        except KafkaException as exc:
+            log.warning("dead letters: commit failed; loaded again by the next owner (harmless)", error=str(exc))
+
+    def _insert(self, batch: Batch) -> int:
+        """Insert the batch's letters (raises RetryableError while ClickHouse is unavailable)."""
+        letters = [letter_of(m) for m in batch.messages]  # at each attempt: a rebalance may have trimmed the batch
+        table.insert(self.store, letters, dedup_token=batch.dedup_token())
+        self.loaded += len(letters)
+        metrics.DEAD_LETTERS_LOADED.inc(len(letters))
+        return len(letters)
+
+
+def _note_failure(error: RetryableError, retry_in: float) -> None:
+    log.warning("dead letters not loaded; consumption paused, retrying", error=error.message, retry_in=retry_in)
 
 
 def catch_up(settings: Settings, store: EventStore, timeout: float = 30.0) -> int:

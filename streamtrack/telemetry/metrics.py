@@ -105,6 +105,10 @@ ARCHIVE_RETRIES = Counter("streamtrack_archive_retries", "Failed attempts to arc
 DEAD_LETTERS_LOADED = Counter(
     "streamtrack_dead_letters_loaded", "Dead-letter records loaded into ClickHouse's dead_letters table."
 )
+DEAD_LETTERS_LAG = Gauge(
+    "streamtrack_dead_letters_lag",
+    "Records of the dead-letter topic not yet loaded into ClickHouse in the partitions assigned to this loader.",
+)
 
 
 def metrics_text() -> tuple[bytes, str]:
