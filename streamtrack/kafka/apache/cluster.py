@@ -305,8 +305,13 @@ class KafkaCluster:
         return self._admin
 
     def leader_of(self, topic: str, partition: int, timeout: float = 5.0) -> int:
-        """The node that leads `topic`'s `partition` now (-1 while none does)."""
-        meta = self.admin().list_topics(topic, timeout=timeout).topics[topic]
+        """The node that leads `topic`'s `partition` now (-1 while none does, or while no node
+        answers the metadata request in time: right after a kill, the client may still be
+        asking the dead node)."""
+        try:
+            meta = self.admin().list_topics(topic, timeout=timeout).topics[topic]
+        except KafkaException:
+            return -1
         if meta.error is not None:
             raise KafkaClusterError(f"topic {topic!r}: {meta.error}")
         return meta.partitions[partition].leader
