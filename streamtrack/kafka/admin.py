@@ -13,7 +13,27 @@ from streamtrack.config import Settings
 from streamtrack.errors import BrokerUnavailable
 
 log = structlog.get_logger(__name__)
+
+
+_UNREACHABLE = ("Connection refused", "Disconnected", "Connect to", "timed out", "Connection reset")
+
+
+class _BrokerUnreachableIsAWarning(logging.Filter):
+    """librdkafka logs every refused or dropped broker connection (facility FAIL) at ERROR. A
+    broker's restart (a rolling upgrade, a failover) is routine and every client rides it out
+    (503 + Retry-After, paused consumption, Ready=False on the operator), so those lines are
+    warnings. Other FAIL lines (TLS or SASL refusals: a configuration to fix) stay errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (record.levelno == logging.ERROR and isinstance(args, tuple) and len(args) == 3 and args[0] == "FAIL"
+                and any(text in str(args[2]) for text in _UNREACHABLE)):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addFilter(_BrokerUnreachableIsAWarning())
 
 
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
