@@ -3,10 +3,10 @@
 `DeadLetterLoader.run` is a consumer group of its own (STREAMTRACK_DLQ_CONSUMER_GROUP) that
 each worker process runs on a thread (STREAMTRACK_DLQ_TABLE): insert, then commit, so no
 dead letter is missed; while ClickHouse is unavailable it retries its batch with consumption
-paused and the group served, as the worker does (`worker.group`). Loading is idempotent without any bookkeeping: a row's first
-version has `updated_at` = the time it died, a replay writes a later version, and the
-table keeps the latest per record (ReplacingMergeTree), so loading a record again never
-undoes what a replay wrote. That is why `catch_up` (what `streamtrack dlq` runs before it
+paused and the group served, as the worker does (`worker.group`). Loading is idempotent
+without any bookkeeping: a row's first version has `updated_at` = the time it died, a replay
+writes a later version, and the table keeps the latest per record (ReplacingMergeTree), so
+loading a record again never undoes what a replay wrote. That is why `catch_up` (what `streamtrack dlq` runs before it
 answers) may read the topic beside the group, without joining or committing.
 """
 
